@@ -1,0 +1,4 @@
+// Public contract of Edgegate: schemas and types shared by the server, the SDK and tests.
+export * from './problem.ts';
+export * from './workspace.ts';
+export * from './account.ts';

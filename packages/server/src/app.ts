@@ -1,0 +1,63 @@
+// Builds the control-plane HTTP app; the order of registration is the boot order.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import cookie from '@fastify/cookie';
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import type { Store } from './db/store.ts';
+import { registerProblemHandler } from './plugins/problem-handler.ts';
+import { registerConsoleSession } from './plugins/console-session.ts';
+import { createMetricsRegistry, registerHttpMetrics } from './plugins/metrics.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerHomeRoutes } from './routes/console/home.ts';
+import { registerSignupRoutes } from './routes/console/signup.ts';
+import { registerLoginRoutes } from './routes/console/login.ts';
+import { registerWorkspacesRoutes } from './routes/console/workspaces.ts';
+import { registerWorkspaceRoutes } from './routes/console/workspace.ts';
+import { registerInvitationRoutes } from './routes/console/invitation.ts';
+import { createLoginThrottle } from './services/login-throttle.ts';
+import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
+
+export interface AppDeps {
+  config: Pick<Config, 'publicUrl' | 'secret'>;
+  store: Store;
+  logger: Logger;
+  rateLimitStore?: RateLimitStore;
+}
+
+export async function buildApp({
+  config,
+  store,
+  logger,
+  rateLimitStore,
+}: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Form bodies and JSON above this are refused with 413 before anything parses them.
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+  const db = store.db;
+  const publicOrigin = new URL(config.publicUrl).origin;
+
+  registerProblemHandler(app);
+  registerHttpMetrics(app, createMetricsRegistry());
+  await app.register(cookie);
+  await app.register(formbody);
+  registerConsoleSession(app, {
+    db,
+    secret: config.secret,
+    secureCookies: config.publicUrl.startsWith('https:'),
+    publicOrigin,
+  });
+
+  const throttle = createLoginThrottle(rateLimitStore ?? createMemoryRateLimitStore());
+  registerHealthRoutes(app, db);
+  registerHomeRoutes(app);
+  registerSignupRoutes(app, db);
+  registerLoginRoutes(app, db, throttle);
+  registerWorkspacesRoutes(app, db);
+  registerWorkspaceRoutes(app, db, config.publicUrl);
+  registerInvitationRoutes(app, db);
+  return app;
+}

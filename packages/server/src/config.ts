@@ -1,0 +1,165 @@
+// Edgegate's configuration: SPEC §1 variables and their flags, validated once at start.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { resolve, join } from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be a whole number')
+  .min(0, 'must be between 0 and 65535')
+  .max(65535, 'must be between 0 and 65535');
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+/** Every setting: its environment variable, its flag, its schema and what it is for. */
+export const settings = {
+  PORT: { flag: 'port', schema: port.default(8080), help: 'HTTP port of the control plane' },
+  HOST: {
+    flag: 'host',
+    schema: z.string().min(1).default('127.0.0.1'),
+    help: 'Address the control plane and edge listen on (0.0.0.0 for all)',
+  },
+  EDGE_PG_PORT: { flag: 'edge-pg-port', schema: port.default(6432), help: 'Postgres edge port' },
+  EDGE_MYSQL_PORT: {
+    flag: 'edge-mysql-port',
+    schema: port.default(6033),
+    help: 'MySQL/MariaDB edge port',
+  },
+  DATA_DIR: {
+    flag: 'data-dir',
+    schema: z.string().min(1).default('./data'),
+    help: 'Directory of the embedded store, generated secret and admin socket',
+  },
+  DATABASE_URL: {
+    flag: 'database-url',
+    schema: url(['postgres:', 'postgresql:']).optional(),
+    help: 'Postgres store (postgres://…); embedded PGlite in DATA_DIR when unset',
+  },
+  REDIS_URL: {
+    flag: 'redis-url',
+    schema: url(['redis:', 'rediss:']).optional(),
+    help: 'Shared tier (redis://…); in-process when unset',
+  },
+  PUBLIC_URL: {
+    flag: 'public-url',
+    schema: url(['http:', 'https:']).optional(),
+    help: 'External URL of the control plane (issuer and links); default http://localhost:PORT',
+  },
+  EDGE_HOST: {
+    flag: 'edge-host',
+    schema: z.string().min(1).default('localhost'),
+    help: 'Hostname placed in connection strings',
+  },
+  EDGEGATE_SECRET: {
+    flag: 'secret',
+    schema: z
+      .string()
+      .min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 48`)')
+      .optional(),
+    help: 'Root key material; generated into DATA_DIR/secret when unset',
+  },
+  LOG_LEVEL: {
+    flag: 'log-level',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    help: 'Log level',
+  },
+} as const;
+
+export type SettingName = keyof typeof settings;
+
+export interface Config {
+  port: number;
+  host: string;
+  edgePgPort: number;
+  edgeMysqlPort: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  publicUrl: string;
+  edgeHost: string;
+  secret: string;
+  secretSource: 'environment' | 'generated' | 'data-dir';
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads settings from flags (winning) and the environment, validates each one and names the
+ * offending variable in the error. Does not touch the disk: see `ensureSecret`.
+ */
+export function parseConfig(
+  env: Record<string, string | undefined>,
+  flags: Partial<Record<SettingName, string>> = {},
+): Omit<Config, 'secret' | 'secretSource'> & { secret: string | undefined } {
+  const raw: Record<string, unknown> = {};
+  for (const name of Object.keys(settings) as SettingName[]) {
+    const value = flags[name] ?? env[name];
+    raw[name] = value === '' ? undefined : value;
+  }
+  const values: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(settings)) {
+    const parsed = setting.schema.safeParse(raw[name]);
+    if (!parsed.success) {
+      const reason = parsed.error.issues[0]?.message ?? 'is invalid';
+      const shown =
+        name === 'EDGEGATE_SECRET' || name.endsWith('_URL') ? '' : ` (got "${String(raw[name])}")`;
+      throw new ConfigError(`${name} (--${setting.flag}) ${reason}${shown}`);
+    }
+    values[name] = parsed.data;
+  }
+  const v = values as { [K in SettingName]: z.infer<(typeof settings)[K]['schema']> };
+  return {
+    port: v.PORT,
+    host: v.HOST,
+    edgePgPort: v.EDGE_PG_PORT,
+    edgeMysqlPort: v.EDGE_MYSQL_PORT,
+    dataDir: resolve(v.DATA_DIR),
+    databaseUrl: v.DATABASE_URL,
+    redisUrl: v.REDIS_URL,
+    publicUrl: (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, ''),
+    edgeHost: v.EDGE_HOST,
+    secret: v.EDGEGATE_SECRET,
+    logLevel: v.LOG_LEVEL,
+  };
+}
+
+/**
+ * Completes a parsed config with the root secret: the one given, else the one in
+ * DATA_DIR/secret, else a new random one written there with mode 0600.
+ */
+export function ensureSecret(config: ReturnType<typeof parseConfig>): Config {
+  if (config.secret) return { ...config, secret: config.secret, secretSource: 'environment' };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const file = join(config.dataDir, 'secret');
+  if (existsSync(file)) {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (secret.length < 32)
+      throw new ConfigError(`${file} holds a secret shorter than 32 characters`);
+    return { ...config, secret, secretSource: 'data-dir' };
+  }
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { ...config, secret, secretSource: 'generated' };
+}
+
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  flags: Partial<Record<SettingName, string>> = {},
+): Config {
+  return ensureSecret(parseConfig(env, flags));
+}

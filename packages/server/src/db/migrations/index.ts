@@ -1,0 +1,25 @@
+// The ordered list of schema migrations; a name, once released, never changes meaning.
+import { sql, type Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
+import { foundation } from './0001-foundation.ts';
+
+/** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
+export type MigrationStatements = readonly string[];
+
+const migrations: Record<string, MigrationStatements> = {
+  '0001-foundation': foundation,
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    const entries = Object.entries(migrations).map(([name, statements]): [string, Migration] => [
+      name,
+      {
+        async up(db: Kysely<unknown>) {
+          for (const statement of statements) await sql.raw(statement).execute(db);
+        },
+      },
+    ]);
+    return Object.fromEntries(entries);
+  },
+};

@@ -1,0 +1,80 @@
+// Row types of the control-plane store, as Kysely sees them.
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string;
+  password_hash: string;
+  created_at: CreatedAt;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  name: string;
+  slug: string;
+  personal_for: string | null;
+  created_at: CreatedAt;
+}
+
+export interface MembershipsTable {
+  workspace_id: string;
+  user_id: string;
+  role: 'admin' | 'member';
+  created_at: CreatedAt;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  last_seen_at: CreatedAt | Timestamp;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface InvitationsTable {
+  id: string;
+  workspace_id: string;
+  token_hash: string;
+  role: 'admin' | 'member';
+  created_by: string | null;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  accepted_at: NullableTimestamp;
+  accepted_by: string | null;
+  revoked_at: NullableTimestamp;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  workspace_id: string | null;
+  actor_user_id: string | null;
+  action: string;
+  target: string | null;
+  data: ColumnType<Record<string, unknown>, string | undefined, string>;
+  created_at: CreatedAt;
+}
+
+export interface Database {
+  users: UsersTable;
+  workspaces: WorkspacesTable;
+  memberships: MembershipsTable;
+  sessions: SessionsTable;
+  invitations: InvitationsTable;
+  audit_events: AuditEventsTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type WorkspaceRow = Selectable<WorkspacesTable>;
+export type Invitation = Selectable<InvitationsTable>;

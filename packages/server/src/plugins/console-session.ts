@@ -1,0 +1,162 @@
+// Console identity: the session cookie, CSRF tokens bound to it, and one-time flash messages.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Db } from '../db/store.ts';
+import type { User } from '../db/schema.ts';
+import { Problem } from '../problem.ts';
+import { deriveKey, hmac, safeEqual } from '../services/crypto.ts';
+import { resolveSession, SESSION_TTL_MS } from '../services/sessions.ts';
+
+export const SESSION_COOKIE = 'eg_session';
+const ANON_COOKIE = 'eg_csrf';
+const FLASH_COOKIE = 'eg_flash';
+
+export interface Flash {
+  message: string;
+  secret?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user: User | undefined;
+    sessionToken: string | undefined;
+    csrfToken(): string;
+    takeFlash(): Flash | undefined;
+  }
+  interface FastifyReply {
+    startSession(token: string): FastifyReply;
+    endSession(): FastifyReply;
+    flash(flash: Flash): FastifyReply;
+  }
+  interface FastifyContextConfig {
+    /** Console route: errors render as a page, forms need a CSRF token. */
+    html?: boolean;
+  }
+}
+
+export interface ConsoleSessionOptions {
+  db: Db;
+  secret: string;
+  secureCookies: boolean;
+  publicOrigin: string;
+}
+
+export function registerConsoleSession(app: FastifyInstance, options: ConsoleSessionOptions) {
+  const csrfKey = deriveKey(options.secret, 'console csrf');
+  const flashKey = deriveKey(options.secret, 'console flash');
+  const cookieBase = {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    secure: options.secureCookies,
+  };
+
+  app.decorateRequest('user', undefined);
+  app.decorateRequest('sessionToken', undefined);
+
+  /** Before a session exists the token is bound to a random anonymous cookie instead. */
+  app.decorateRequest('csrfToken', function (this: FastifyRequest) {
+    if (this.sessionToken) return hmac(csrfKey, `session:${this.sessionToken}`);
+    const anon = this.cookies[ANON_COOKIE] ?? (this as AnonCarrier).newAnon;
+    if (!anon) throw new Error('csrfToken() called before the console hook ran');
+    return hmac(csrfKey, `anon:${anon}`);
+  });
+
+  app.decorateRequest('takeFlash', function (this: FastifyRequest) {
+    const sealed = this.cookies[FLASH_COOKIE];
+    if (!sealed) return undefined;
+    (this as FlashCarrier).flashTaken = true;
+    return openFlash(flashKey, sealed);
+  });
+
+  app.decorateReply('startSession', function (this: FastifyReply, token: string) {
+    return this.setCookie(SESSION_COOKIE, token, { ...cookieBase, maxAge: SESSION_TTL_MS / 1000 });
+  });
+  app.decorateReply('endSession', function (this: FastifyReply) {
+    return this.clearCookie(SESSION_COOKIE, cookieBase);
+  });
+  app.decorateReply('flash', function (this: FastifyReply, flash: Flash) {
+    return this.setCookie(FLASH_COOKIE, sealFlash(flashKey, flash), { ...cookieBase, maxAge: 120 });
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.routeOptions.config?.html) return;
+    const token = request.cookies[SESSION_COOKIE];
+    if (token) {
+      request.user = await resolveSession(options.db, token);
+      if (request.user) request.sessionToken = token;
+      else reply.endSession();
+    }
+    if (!request.sessionToken && !request.cookies[ANON_COOKIE]) {
+      const anon = randomBytes(16).toString('base64url');
+      (request as AnonCarrier).newAnon = anon;
+      reply.setCookie(ANON_COOKIE, anon, cookieBase);
+    }
+    reply.headers({
+      'content-security-policy':
+        "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+    });
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    if ((request as FlashCarrier).flashTaken) reply.clearCookie(FLASH_COOKIE, cookieBase);
+  });
+
+  /** Every state-changing console request carries a token only our pages can know. */
+  app.addHook('preHandler', async (request) => {
+    if (!request.routeOptions.config?.html || request.method === 'GET' || request.method === 'HEAD')
+      return;
+    const origin = request.headers.origin;
+    if (
+      origin &&
+      origin !== 'null' &&
+      origin !== options.publicOrigin &&
+      origin !== requestOrigin(request)
+    ) {
+      throw new Problem('csrf.origin_mismatch', 403, 'This form was submitted from another site.');
+    }
+    const sent = (request.body as Record<string, unknown> | undefined)?._csrf;
+    if (typeof sent !== 'string' || !safeEqual(sent, request.csrfToken())) {
+      throw new Problem(
+        'csrf.invalid',
+        403,
+        'This form has expired or did not come from Edgegate. Go back, reload the page and try again.',
+      );
+    }
+  });
+}
+
+interface AnonCarrier {
+  newAnon?: string;
+}
+interface FlashCarrier {
+  flashTaken?: boolean;
+}
+
+function requestOrigin(request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}`;
+}
+
+function sealFlash(key: Buffer, flash: Flash): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const body = Buffer.concat([cipher.update(JSON.stringify(flash), 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+function openFlash(key: Buffer, sealed: string): Flash | undefined {
+  try {
+    const raw = Buffer.from(sealed, 'base64url');
+    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+    decipher.setAuthTag(raw.subarray(12, 28));
+    const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString(
+      'utf8',
+    );
+    return JSON.parse(text) as Flash;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,89 @@
+// The one error handler: problem+json for the API, an error page for the console.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PROBLEM_CONTENT_TYPE } from '@edgegate/contract';
+import { Problem, PROBLEM_TYPE_BASE } from '../problem.ts';
+import { html } from '../views/html.ts';
+import { page } from '../views/layout.ts';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not found',
+  409: 'Conflict',
+  410: 'Gone',
+  413: 'Payload too large',
+  415: 'Unsupported media type',
+  422: 'Unprocessable content',
+  429: 'Too many requests',
+  500: 'Internal server error',
+  503: 'Service unavailable',
+};
+
+function toProblem(error: FastifyError | Problem | Error): Problem {
+  if (error instanceof Problem) return error;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const errors = fastifyError.validation.map((v) => ({
+      path: (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.') || '(body)',
+      message: v.message ?? 'is invalid',
+    }));
+    return new Problem('validation_failed', 422, fastifyError.message, { errors });
+  }
+  const status = fastifyError.statusCode;
+  if (status && status >= 400 && status < 500) {
+    return new Problem(
+      `request.${(fastifyError.code ?? 'invalid').toLowerCase()}`,
+      status,
+      error.message,
+    );
+  }
+  return new Problem('internal', 500, 'Something went wrong on our side. It has been logged.');
+}
+
+export function wantsHtml(request: FastifyRequest): boolean {
+  return (
+    request.routeOptions.config?.html === true ||
+    (request.headers.accept ?? '').startsWith('text/html')
+  );
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: Problem) {
+  reply.code(problem.status).headers(problem.headers);
+  const title = TITLES[problem.status] ?? 'Error';
+  if (wantsHtml(request)) {
+    return reply.type('text/html; charset=utf-8').send(
+      page({
+        title,
+        user: request.user,
+        csrfToken: request.user ? request.csrfToken() : undefined,
+        body: html`<h1>${title}</h1>
+          <p>${problem.message}</p>
+          <p><a href="/">Back to Edgegate</a></p>`,
+      }),
+    );
+  }
+  return reply.type(PROBLEM_CONTENT_TYPE).send({
+    type: PROBLEM_TYPE_BASE + problem.code,
+    title,
+    status: problem.status,
+    detail: problem.message,
+    instance: request.url,
+    ...(problem.errors ? { errors: problem.errors } : {}),
+  });
+}
+
+export function registerProblemHandler(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
+    const problem = toProblem(error);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(request, reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      request,
+      reply,
+      new Problem('not_found', 404, `Nothing at ${request.method} ${request.url.split('?')[0]}.`),
+    ),
+  );
+}

@@ -1,0 +1,56 @@
+// Helpers every console page uses: send a page, read a form field, return to a safe path.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { SafeHtml } from '../../views/html.ts';
+import { page } from '../../views/layout.ts';
+import type { Problem } from '../../problem.ts';
+import type { FieldErrors } from '../../views/layout.ts';
+
+export function sendPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: { title: string; body: SafeHtml; status?: number },
+) {
+  const flash = request.takeFlash();
+  return reply
+    .code(options.status ?? 200)
+    .type('text/html; charset=utf-8')
+    .send(
+      page({
+        title: options.title,
+        body: options.body,
+        user: request.user,
+        csrfToken: request.csrfToken(),
+        flash,
+      }),
+    );
+}
+
+export function formValue(body: unknown, name: string): string {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : '';
+  return typeof value === 'string' ? value : '';
+}
+
+/** Only same-site absolute paths, so `next` can never send someone to another site. */
+export function safeNext(next: unknown, fallback: string): string {
+  if (
+    typeof next !== 'string' ||
+    !next.startsWith('/') ||
+    next.startsWith('//') ||
+    next.includes('\\')
+  ) {
+    return fallback;
+  }
+  return next;
+}
+
+export function fieldErrors(problem: Problem): FieldErrors {
+  return Object.fromEntries((problem.errors ?? []).map((e) => [e.path, e.message]));
+}
+
+/** The signed-in user, or a redirect to log-in that comes back here afterwards. */
+export function requireUser(request: FastifyRequest, reply: FastifyReply) {
+  if (request.user) return request.user;
+  reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
+  return undefined;
+}

@@ -1,0 +1,45 @@
+// Random identifiers, bearer secrets and their at-rest digests, and keys derived from the root secret.
+import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** Uniform base62 string; rejection sampling keeps every character equally likely. */
+export function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248) out += ALPHABET[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+/** An opaque id like `usr_3kT…` (22 base62 characters ≈ 131 bits): URL-safe, never has '-'. */
+export function newId(prefix: string): string {
+  return `${prefix}_${randomBase62(22)}`;
+}
+
+/** A bearer secret with 256 bits of entropy, shown once and stored only as its digest. */
+export function newSecret(prefix = ''): string {
+  return prefix + randomBytes(32).toString('base64url');
+}
+
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+export function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** A 32-byte key for one purpose, so no two features ever share key material. */
+export function deriveKey(rootSecret: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', rootSecret, 'edgegate', purpose, 32));
+}
+
+export function hmac(key: Buffer, value: string): string {
+  return createHmac('sha256', key).update(value).digest('base64url');
+}
