@@ -19,7 +19,7 @@ import { createLoginThrottle } from './services/login-throttle.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
 
 export interface AppDeps {
-  config: Pick<Config, 'publicUrl' | 'secret'>;
+  config: Pick<Config, 'publicUrl' | 'secret'> & Partial<Pick<Config, 'trustProxy'>>;
   store: Store;
   logger: Logger;
   rateLimitStore?: RateLimitStore;
@@ -36,6 +36,8 @@ export async function buildApp({
     // Form bodies and JSON above this are refused with 413 before anything parses them.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Client addresses feed log-in throttling; only trust forwarded headers from known proxies.
+    trustProxy: toFastifyTrustProxy(config.trustProxy ?? false),
   });
   const db = store.db;
   const publicOrigin = new URL(config.publicUrl).origin;
@@ -60,4 +62,8 @@ export async function buildApp({
   registerWorkspaceRoutes(app, db, config.publicUrl);
   registerInvitationRoutes(app, db);
   return app;
+}
+
+function toFastifyTrustProxy(value: boolean | number | string) {
+  return typeof value === 'number' ? (_address: string, hop: number) => hop < value : value;
 }

@@ -69,6 +69,17 @@ export const settings = {
       .optional(),
     help: 'Root key material; generated into DATA_DIR/secret when unset',
   },
+  TRUST_PROXY: {
+    flag: 'trust-proxy',
+    schema: z
+      .string()
+      .regex(
+        /^(true|false|\d+|[0-9a-fA-F.:/, ]+)$/,
+        'must be true, false, a hop count, or addresses/CIDRs',
+      )
+      .default('false'),
+    help: 'Trust X-Forwarded-* from these proxies (true, hop count, or CIDRs) for client IPs',
+  },
   LOG_LEVEL: {
     flag: 'log-level',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -90,6 +101,7 @@ export interface Config {
   edgeHost: string;
   secret: string;
   secretSource: 'environment' | 'generated' | 'data-dir';
+  trustProxy: boolean | number | string;
   logLevel: string;
 }
 
@@ -133,8 +145,15 @@ export function parseConfig(
     publicUrl: (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, ''),
     edgeHost: v.EDGE_HOST,
     secret: v.EDGEGATE_SECRET,
+    trustProxy: parseTrustProxy(v.TRUST_PROXY),
     logLevel: v.LOG_LEVEL,
   };
+}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 /**

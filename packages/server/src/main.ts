@@ -48,11 +48,14 @@ export async function startServer(
       logger,
       close(graceMs = 10_000) {
         closing ??= (async () => {
-          const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+          const deadline = setTimeout(() => app.server.closeAllConnections(), graceMs);
+          // Keep-alive sockets that finish a request while we wait become idle; close them then.
+          const sweeper = setInterval(() => app.server.closeIdleConnections(), 100);
           try {
             await Promise.all([app.close(), admin.close()]);
           } finally {
-            clearTimeout(timer);
+            clearTimeout(deadline);
+            clearInterval(sweeper);
             await opened.close();
             unlock();
           }

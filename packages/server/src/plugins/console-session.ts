@@ -83,9 +83,14 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
     if (!request.routeOptions.config?.html) return;
     const token = request.cookies[SESSION_COOKIE];
     if (token) {
-      request.user = await resolveSession(options.db, token);
-      if (request.user) request.sessionToken = token;
-      else reply.endSession();
+      const session = await resolveSession(options.db, token);
+      if (session) {
+        request.user = session.user;
+        request.sessionToken = token;
+        if (session.renewed) reply.startSession(token);
+      } else {
+        reply.endSession();
+      }
     }
     if (!request.sessionToken && !request.cookies[ANON_COOKIE]) {
       const anon = randomBytes(16).toString('base64url');

@@ -11,7 +11,7 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not found',
   409: 'Conflict',
-  410: 'Gone',
+  410: 'No longer available',
   413: 'Payload too large',
   415: 'Unsupported media type',
   422: 'Unprocessable content',

@@ -28,15 +28,19 @@ export async function createSession(
   return token;
 }
 
-export async function resolveSession(db: Db, token: string): Promise<User | undefined> {
+/** The session's user; `renewed` says the expiry moved, so the cookie should move with it. */
+export async function resolveSession(
+  db: Db,
+  token: string,
+): Promise<{ user: User; renewed: boolean } | undefined> {
   const now = new Date();
   const idHash = sha256(token);
   const found = await findSessionUser(db, idHash, now);
   if (!found) return undefined;
-  if (now.getTime() - found.lastSeenAt.getTime() > TOUCH_INTERVAL_MS) {
-    await touchSession(db, idHash, now, new Date(now.getTime() + SESSION_TTL_MS));
-  }
-  return found.user;
+  if (now.getTime() - found.lastSeenAt.getTime() <= TOUCH_INTERVAL_MS)
+    return { user: found.user, renewed: false };
+  await touchSession(db, idHash, now, new Date(now.getTime() + SESSION_TTL_MS));
+  return { user: found.user, renewed: true };
 }
 
 export async function endSession(db: Db, token: string): Promise<void> {

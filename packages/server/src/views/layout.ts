@@ -110,6 +110,15 @@ export function field(options: {
   </div>`;
 }
 
+/** A date as people read it, in UTC so every viewer sees the same text. */
+export function formatUtc(date: Date): string {
+  return date.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+}
+
+export function when(date: Date): SafeHtml {
+  return html`<time datetime="${date.toISOString()}">${formatUtc(date)}</time>`;
+}
+
 export function csrfField(token: string | undefined): SafeHtml {
   return html`<input type="hidden" name="_csrf" value="${token}" />`;
 }
@@ -136,6 +145,9 @@ button.secondary { background:var(--card); color:var(--fg); }
 button.danger { background:var(--danger); border-color:var(--danger); }
 button.link { background:none; border:none; color:var(--accent); padding:0; text-decoration:underline; }
 form.inline { display:inline; }
+td select { width:auto; }
+section { margin:1.5rem 0; }
+section > form { margin-top:1rem; }
 :focus-visible { outline:3px solid var(--accent); outline-offset:2px; }
 .hint { color:var(--muted); margin:0 0 .25rem; font-size:.9rem; }
 .error { color:var(--danger); margin:0 0 .25rem; font-weight:600; }

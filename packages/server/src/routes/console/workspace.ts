@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/store.ts';
 import { html } from '../../views/html.ts';
-import { csrfField, errorSummary, field } from '../../views/layout.ts';
+import { csrfField, errorSummary, field, formatUtc, when } from '../../views/layout.ts';
 import { Problem } from '../../problem.ts';
 import { listMembers } from '../../db/queries/workspaces.ts';
 import { listOpenInvitations } from '../../db/queries/invitations.ts';
@@ -137,7 +137,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
                           ${invitations.map(
                             (i) =>
                               html`<li>
-                                ${i.role}, expires ${i.expires_at.toISOString()}
+                                ${i.role}, expires ${when(i.expires_at)}
                                 <form
                                   method="post"
                                   action="${base}/invitations/${i.id}/revoke"
@@ -172,7 +172,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
                     ${events.map(
                       (e) =>
                         html`<tr>
-                          <td>${e.createdAt.toISOString()}</td>
+                          <td>${when(e.createdAt)}</td>
                           <td>${e.actorEmail ?? '—'}</td>
                           <td><code>${e.action}</code></td>
                         </tr>`,
@@ -228,7 +228,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
     return {
       redirect: `/w/${slug}`,
       flash: {
-        message: `Invitation link for a new ${invitation.role} created. It works once and expires ${invitation.expiresAt.toISOString()}.`,
+        message: `Invitation link for a new ${invitation.role} created. It works once and expires ${formatUtc(invitation.expiresAt)}.`,
         secret: `${publicUrl}/invite/${invitation.token}`,
       },
     };

@@ -1,0 +1,49 @@
+// Opens a fresh store of each kind for a test file: PGlite in memory, and a new database on the
+// machine's Postgres (127.0.0.1:5432) that is dropped afterwards.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { migrateToLatest, openStore, type Store } from '../../src/db/store.ts';
+
+export type StoreKind = 'pglite' | 'postgres';
+export const storeKinds: StoreKind[] = ['pglite', 'postgres'];
+
+export const ADMIN_DATABASE_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `eg_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+/** A migrated store; `close()` also drops the Postgres database it made. */
+export async function openTestStore(kind: StoreKind): Promise<Store> {
+  if (kind === 'pglite') {
+    const store = await openStore({ dataDir: 'memory://' });
+    await migrateToLatest(store.db);
+    return store;
+  }
+  const database = await createTestDatabase();
+  const store = await openStore({ databaseUrl: database.url, dataDir: 'unused' });
+  await migrateToLatest(store.db);
+  return {
+    ...store,
+    async close() {
+      await store.close();
+      await database.drop();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// The store on both backends: migrations, constraints that protect data.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { migrateToLatest, type Store } from '../src/db/store.ts';
+import { listAppliedMigrations } from '../src/db/migrations/status.ts';
+import { insertUser, findUserByEmail } from '../src/db/queries/users.ts';
+import { openTestStore, storeKinds } from './helpers/stores.ts';
+
+describe.each(storeKinds)('store on %s', (kind) => {
+  let store: Store;
+  beforeAll(async () => {
+    store = await openTestStore(kind);
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('reports itself as the right backend', () => {
+    expect(store.kind).toBe(kind);
+  });
+
+  it('applies every migration, and running them again changes nothing', async () => {
+    expect(await listAppliedMigrations(store.db)).toEqual(['0001-foundation']);
+    const again = await migrateToLatest(store.db);
+    expect(again.results).toEqual([]);
+    const tables = await sql<{ table_name: string }>`
+      select table_name from information_schema.tables where table_schema = 'public' order by table_name`.execute(
+      store.db,
+    );
+    expect(tables.rows.map((r) => r.table_name)).toEqual(
+      expect.arrayContaining([
+        'audit_events',
+        'invitations',
+        'memberships',
+        'sessions',
+        'users',
+        'workspaces',
+      ]),
+    );
+  });
+
+  it('keeps emails unique regardless of case', async () => {
+    await insertUser(store.db, {
+      id: 'usr_a',
+      email: 'Case@Example.com',
+      name: '',
+      password_hash: 'x',
+    });
+    await expect(
+      insertUser(store.db, {
+        id: 'usr_b',
+        email: 'case@example.com',
+        name: '',
+        password_hash: 'x',
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect((await findUserByEmail(store.db, 'CASE@example.COM'))?.id).toBe('usr_a');
+  });
+
+  it('rolls a failed transaction back completely', async () => {
+    await expect(
+      store.db.transaction().execute(async (tx) => {
+        await insertUser(tx, {
+          id: 'usr_tx',
+          email: 'tx@example.com',
+          name: '',
+          password_hash: 'x',
+        });
+        await tx
+          .insertInto('memberships')
+          .values({ workspace_id: 'ws_missing', user_id: 'usr_tx', role: 'admin' })
+          .execute();
+      }),
+    ).rejects.toMatchObject({ code: '23503' });
+    expect(await findUserByEmail(store.db, 'tx@example.com')).toBeUndefined();
+  });
+
+  it('refuses a role that is neither admin nor member', async () => {
+    await expect(
+      sql`insert into memberships (workspace_id, user_id, role) values ('a', 'b', 'owner')`.execute(
+        store.db,
+      ),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^23/) });
+  });
+});
