@@ -145,7 +145,7 @@ describe('edgegate CLI', () => {
     ]);
     expect(human.stdout).toMatch(/^Created user two@example.com \(usr_\w+\) with workspace/);
     const migrate = await edgegate(['migrate', '--data-dir', dataDir, '--json']);
-    expect(JSON.parse(migrate.stdout)).toEqual({ migrations: ['0001-foundation'] });
+    expect(JSON.parse(migrate.stdout)).toEqual({ migrations: ['0001-foundation', '0002-oauth'] });
   });
 
   it('works against Postgres with DATABASE_URL', async () => {
@@ -153,7 +153,7 @@ describe('edgegate CLI', () => {
     try {
       const env = { DATABASE_URL: database.url };
       expect((await edgegate(['migrate'], env)).stdout).toContain(
-        'Store is up to date (1 migrations applied).',
+        'Store is up to date (2 migrations applied).',
       );
       const user = await edgegate(
         ['users', 'create', '--email', 'pg@example.com', '--password', 'long enough pw', '--json'],

@@ -2,3 +2,5 @@
 export * from './problem.ts';
 export * from './workspace.ts';
 export * from './account.ts';
+export * from './scopes.ts';
+export * from './oauth-app.ts';

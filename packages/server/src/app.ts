@@ -15,11 +15,25 @@ import { registerLoginRoutes } from './routes/console/login.ts';
 import { registerWorkspacesRoutes } from './routes/console/workspaces.ts';
 import { registerWorkspaceRoutes } from './routes/console/workspace.ts';
 import { registerInvitationRoutes } from './routes/console/invitation.ts';
+import { registerIntegrationsRoutes } from './routes/console/integrations.ts';
+import { registerAuthorizedAppsRoutes } from './routes/console/authorized-apps.ts';
+import { registerV1Routes } from './routes/v1/index.ts';
+import { createProvider, type EdgegateProvider } from './oauth/provider.ts';
+import { mountProvider } from './oauth/mount.ts';
+import { registerInteractionRoutes } from './oauth/interactions.ts';
 import { createLoginThrottle } from './services/login-throttle.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The OAuth engine, for operators' tools and benchmarks that mint artefacts directly. */
+    oauth: EdgegateProvider;
+  }
+}
+
 export interface AppDeps {
-  config: Pick<Config, 'publicUrl' | 'secret'> & Partial<Pick<Config, 'trustProxy'>>;
+  config: Pick<Config, 'publicUrl' | 'secret'> &
+    Partial<Pick<Config, 'trustProxy' | 'accessTokenTtlSeconds'>>;
   store: Store;
   logger: Logger;
   rateLimitStore?: RateLimitStore;
@@ -61,6 +75,19 @@ export async function buildApp({
   registerWorkspacesRoutes(app, db);
   registerWorkspaceRoutes(app, db, config.publicUrl);
   registerInvitationRoutes(app, db);
+  registerIntegrationsRoutes(app, db);
+  registerAuthorizedAppsRoutes(app, db);
+
+  const oauth = createProvider(db, {
+    publicUrl: config.publicUrl,
+    secret: config.secret,
+    accessTokenTtlSeconds: config.accessTokenTtlSeconds ?? 3600,
+    trustProxy: config.trustProxy !== undefined && config.trustProxy !== false,
+  });
+  app.decorate('oauth', oauth);
+  mountProvider(app, oauth.provider);
+  registerInteractionRoutes(app, { db, throttle, ...oauth });
+  await registerV1Routes(app, db);
   return app;
 }
 

@@ -69,6 +69,16 @@ export const settings = {
       .optional(),
     help: 'Root key material; generated into DATA_DIR/secret when unset',
   },
+  OAUTH_ACCESS_TOKEN_TTL: {
+    flag: 'oauth-access-token-ttl',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(60, 'must be at least 60 seconds')
+      .max(86400, 'must be at most 86400 seconds (one day)')
+      .default(3600),
+    help: 'Lifetime of OAuth access tokens, in seconds',
+  },
   TRUST_PROXY: {
     flag: 'trust-proxy',
     schema: z
@@ -102,6 +112,7 @@ export interface Config {
   secret: string;
   secretSource: 'environment' | 'generated' | 'data-dir';
   trustProxy: boolean | number | string;
+  accessTokenTtlSeconds: number;
   logLevel: string;
 }
 
@@ -146,6 +157,7 @@ export function parseConfig(
     edgeHost: v.EDGE_HOST,
     secret: v.EDGEGATE_SECRET,
     trustProxy: parseTrustProxy(v.TRUST_PROXY),
+    accessTokenTtlSeconds: v.OAUTH_ACCESS_TOKEN_TTL,
     logLevel: v.LOG_LEVEL,
   };
 }

@@ -20,7 +20,7 @@ describe.each(storeKinds)('store on %s', (kind) => {
   });
 
   it('applies every migration, and running them again changes nothing', async () => {
-    expect(await listAppliedMigrations(store.db)).toEqual(['0001-foundation']);
+    expect(await listAppliedMigrations(store.db)).toEqual(['0001-foundation', '0002-oauth']);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);
     const tables = await sql<{ table_name: string }>`

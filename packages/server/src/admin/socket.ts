@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Db } from '../db/store.ts';
 import { registerProblemHandler } from '../plugins/problem-handler.ts';
-import { createUser, createWorkspace } from './commands.ts';
+import { createApp, createUser, createWorkspace } from './commands.ts';
 
 export function adminSocketPath(dataDir: string): string {
   return join(dataDir, 'admin.sock');
@@ -32,6 +32,9 @@ export async function startAdminSocket(
     reply
       .code(201)
       .send(await createWorkspace(db, request.body as Parameters<typeof createWorkspace>[1])),
+  );
+  app.post('/apps', async (request, reply) =>
+    reply.code(201).send(await createApp(db, request.body as Parameters<typeof createApp>[1])),
   );
   rmSync(path, { force: true });
   await app.listen({ path });

@@ -65,6 +65,63 @@ export interface AuditEventsTable {
   created_at: CreatedAt;
 }
 
+export interface OAuthAppsTable {
+  id: string;
+  client_id: string;
+  owner_user_id: string | null;
+  owner_workspace_id: string | null;
+  name: string;
+  description: string;
+  logo_url: string | null;
+  homepage_url: string | null;
+  redirect_uris: string[];
+  scopes: string[];
+  client_type: 'confidential' | 'public';
+  created_by: string | null;
+  created_at: CreatedAt;
+  updated_at: CreatedAt | Timestamp;
+}
+
+export interface OAuthAppSecretsTable {
+  id: string;
+  app_id: string;
+  secret_hash: string;
+  created_at: CreatedAt;
+  expires_at: NullableTimestamp;
+}
+
+export interface OAuthGrantsTable {
+  id: string;
+  app_id: string;
+  user_id: string;
+  workspace_id: string | null;
+  scopes: string[];
+  payload: ColumnType<Record<string, unknown>, string, string>;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  last_used_at: NullableTimestamp;
+}
+
+export interface OAuthTokensTable {
+  id_hash: string;
+  kind: string;
+  grant_id: string | null;
+  payload: ColumnType<Record<string, unknown>, string, string>;
+  expires_at: Timestamp;
+  consumed_at: NullableTimestamp;
+}
+
+export interface OAuthPayloadsTable {
+  model: string;
+  id: string;
+  payload: ColumnType<Record<string, unknown>, string, string>;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: NullableTimestamp;
+  consumed_at: NullableTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
   workspaces: WorkspacesTable;
@@ -72,9 +129,15 @@ export interface Database {
   sessions: SessionsTable;
   invitations: InvitationsTable;
   audit_events: AuditEventsTable;
+  oauth_apps: OAuthAppsTable;
+  oauth_app_secrets: OAuthAppSecretsTable;
+  oauth_grants: OAuthGrantsTable;
+  oauth_tokens: OAuthTokensTable;
+  oauth_payloads: OAuthPayloadsTable;
 }
 
 export type User = Selectable<UsersTable>;
 export type NewUser = Insertable<UsersTable>;
 export type WorkspaceRow = Selectable<WorkspacesTable>;
 export type Invitation = Selectable<InvitationsTable>;
+export type OAuthApp = Selectable<OAuthAppsTable>;

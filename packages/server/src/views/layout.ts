@@ -32,6 +32,7 @@ export function page({ title, user, csrfToken, flash, body }: PageOptions): stri
             user
               ? html`<nav aria-label="Account">
                   <a href="/workspaces">Workspaces</a>
+                  <a href="/settings/account/integrations">Integrations</a>
                   <span class="who">${user.name || user.email}</span>
                   <form method="post" action="/logout" class="inline">
                     <input type="hidden" name="_csrf" value="${csrfToken}" />

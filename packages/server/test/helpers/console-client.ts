@@ -36,15 +36,21 @@ export class ConsoleClient {
     );
   }
 
-  /** Posts a form as the page at `from` would: with that page's CSRF token unless one is given. */
+  /**
+   * Posts a form as the page at `from` would: with that page's CSRF token unless one is given.
+   * A list value is sent as a repeated field, like checkboxes sharing a name.
+   */
   async post(
     url: string,
-    form: Record<string, string>,
+    form: Record<string, string | string[]>,
     options: { from?: string; csrf?: string | null } = {},
   ) {
     let csrf = options.csrf;
     if (csrf === undefined) csrf = csrfTokenOf((await this.get(options.from ?? url)).body);
-    const body = new URLSearchParams(csrf === null ? form : { _csrf: csrf, ...form }).toString();
+    const fields = new URLSearchParams(csrf === null ? {} : { _csrf: csrf });
+    for (const [name, value] of Object.entries(form))
+      for (const item of [value].flat()) fields.append(name, item);
+    const body = fields.toString();
     return this.remember(
       await this.app.inject({
         method: 'POST',

@@ -2,12 +2,14 @@
 import { sql, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import { foundation } from './0001-foundation.ts';
+import { oauth } from './0002-oauth.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
 
 const migrations: Record<string, MigrationStatements> = {
   '0001-foundation': foundation,
+  '0002-oauth': oauth,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -140,3 +140,20 @@ export async function deleteMembership(db: Db, workspaceId: string, userId: stri
     .where('user_id', '=', userId)
     .execute();
 }
+
+export async function findWorkspaceById(db: Db, id: string): Promise<WorkspaceRow | undefined> {
+  return db.selectFrom('workspaces').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The workspace's longest-standing admin: who an operator's action on the workspace acts as. */
+export async function findEarliestAdmin(db: Db, workspaceId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('memberships')
+    .select('user_id')
+    .where('workspace_id', '=', workspaceId)
+    .where('role', '=', 'admin')
+    .orderBy('created_at')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.user_id;
+}

@@ -43,6 +43,7 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
       <p class="muted">
         Slug <code>${workspace.slug}</code> · your role: <strong>${workspace.role}</strong>
       </p>
+      ${isAdmin ? html`<p><a href="${base}/settings/integrations">Integrations</a></p>` : ''}
       <section aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>
         <table>

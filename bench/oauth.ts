@@ -1,0 +1,199 @@
+// npm run bench:oauth: the token endpoint and bearer-authenticated API against two baselines
+// measured in the same run: a bare Fastify route and oidc-provider's own in-memory ceiling.
+import type { request as undiciRequest } from 'undici';
+import { createTestDatabase } from '../packages/server/test/helpers/stores.ts';
+import { printTable, runLoad, type LoadResult } from './support/load.ts';
+import { startWorker } from './support/workers.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const options = { concurrency: CONCURRENCY, durationMs: SECONDS * 1000, warmupMs: 1000 };
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+function basic(id: string, secret: string) {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+}
+
+async function ok(response: Awaited<ReturnType<typeof undiciRequest>>): Promise<boolean> {
+  await response.body.dump();
+  return response.statusCode === 200;
+}
+
+async function baselines() {
+  console.error('baseline: bare Fastify route …');
+  const bare = await startWorker(new URL('./support/bare-server.ts', import.meta.url), {});
+  const bareResult = await runLoad('bare Fastify GET /hello', bare.url, options, async (pool) =>
+    ok(await pool.request({ path: '/hello', method: 'GET' })),
+  );
+  await bare.stop();
+
+  console.error('baseline: oidc-provider in-memory client_credentials …');
+  const engine = await startWorker(new URL('./support/engine-server.ts', import.meta.url), {});
+  const body = 'grant_type=client_credentials';
+  const auth = basic('bench', 'bench-secret-bench-secret-bench-secret');
+  const engineResult = await runLoad(
+    'engine in-memory client_credentials',
+    engine.url,
+    options,
+    async (pool) =>
+      ok(
+        await pool.request({
+          path: '/token',
+          method: 'POST',
+          headers: { ...FORM, authorization: auth },
+          body,
+        }),
+      ),
+  );
+  await engine.stop();
+  return { bareResult, engineResult };
+}
+
+interface Minted {
+  codes: { code: string; verifier: string }[];
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+}
+
+async function edgegate(storeName: string, databaseUrl: string | undefined) {
+  console.error(`edgegate on ${storeName}: minting codes …`);
+  const server = await startWorker(new URL('./support/edgegate-server.ts', import.meta.url), {
+    databaseUrl,
+  });
+  const minted = await server.ask<Minted>({ mintCodes: Number(process.env.BENCH_CODES ?? 6000) });
+  const auth = basic(minted.clientId, minted.clientSecret);
+  const queue = [...minted.codes];
+  const accessTokens: string[] = [];
+  const refreshTokens: string[] = [];
+
+  console.error(`edgegate on ${storeName}: code exchanges …`);
+  const exchange = await runLoad(
+    `${storeName}: authorization_code exchange`,
+    server.url,
+    { ...options, warmupMs: 300 },
+    async (pool) => {
+      const next = queue.pop();
+      if (!next) return null;
+      const body = new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: next.code,
+        redirect_uri: minted.redirectUri,
+        code_verifier: next.verifier,
+      }).toString();
+      const response = await pool.request({
+        path: '/oauth2/token',
+        method: 'POST',
+        headers: { ...FORM, authorization: auth },
+        body,
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        return false;
+      }
+      const tokens = (await response.body.json()) as {
+        access_token: string;
+        refresh_token: string;
+      };
+      accessTokens.push(tokens.access_token);
+      refreshTokens.push(tokens.refresh_token);
+      return true;
+    },
+  );
+  if (refreshTokens.length < CONCURRENCY)
+    throw new Error(`only ${refreshTokens.length} code exchanges succeeded`);
+
+  console.error(`edgegate on ${storeName}: refresh grants …`);
+  const chains = refreshTokens.slice(0, CONCURRENCY);
+  const refresh = await runLoad(
+    `${storeName}: refresh_token grant`,
+    server.url,
+    options,
+    async (pool, worker) => {
+      const body = `grant_type=refresh_token&refresh_token=${chains[worker]}`;
+      const response = await pool.request({
+        path: '/oauth2/token',
+        method: 'POST',
+        headers: { ...FORM, authorization: auth },
+        body,
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        return false;
+      }
+      chains[worker] = ((await response.body.json()) as { refresh_token: string }).refresh_token;
+      return true;
+    },
+  );
+
+  console.error(`edgegate on ${storeName}: introspection …`);
+  const liveTokens = accessTokens.slice(-CONCURRENCY);
+  const introspection = await runLoad(
+    `${storeName}: introspection`,
+    server.url,
+    options,
+    async (pool, worker) =>
+      ok(
+        await pool.request({
+          path: '/oauth2/introspect',
+          method: 'POST',
+          headers: { ...FORM, authorization: auth },
+          body: `token=${liveTokens[worker]}`,
+        }),
+      ),
+  );
+
+  console.error(`edgegate on ${storeName}: GET /v1/workspace …`);
+  const workspace = await runLoad(
+    `${storeName}: GET /v1/workspace (bearer)`,
+    server.url,
+    options,
+    async (pool, worker) =>
+      ok(
+        await pool.request({
+          path: '/v1/workspace',
+          method: 'GET',
+          headers: { authorization: `Bearer ${liveTokens[worker]}` },
+        }),
+      ),
+  );
+  await server.stop();
+  return { exchange, refresh, introspection, workspace };
+}
+
+const { bareResult, engineResult } = await baselines();
+const rows: (LoadResult & { ratio?: number; baseline?: string })[] = [bareResult, engineResult];
+const vsEngine = (r: LoadResult) => ({
+  ...r,
+  ratio: r.rps / engineResult.rps,
+  baseline: 'engine ceiling',
+});
+const vsBare = (r: LoadResult) => ({ ...r, ratio: r.rps / bareResult.rps, baseline: 'bare route' });
+
+const pg = await createTestDatabase();
+try {
+  const stores = (process.env.BENCH_STORES ?? 'pglite,postgres').split(',');
+  for (const [name, url] of [
+    ['pglite', undefined],
+    ['postgres', pg.url],
+  ] as const) {
+    if (!stores.includes(name)) continue;
+    const r = await edgegate(name, url);
+    rows.push(
+      vsEngine(r.exchange),
+      vsEngine(r.refresh),
+      vsEngine(r.introspection),
+      vsBare(r.workspace),
+    );
+  }
+} finally {
+  await pg.drop();
+}
+
+console.log(
+  `\nbench:oauth — ${CONCURRENCY} concurrent clients, ${SECONDS} s per row, loopback, one server core (worker thread)\n`,
+);
+printTable(rows);
+console.log(
+  '\nTargets on Postgres: refresh_token grant ≥ 0.40× engine ceiling; GET /v1/workspace ≥ 0.30× bare route.',
+);

@@ -1,0 +1,171 @@
+// SQL behind the OAuth engine's adapter: hashed bearer artefacts, grants and other payloads.
+import { sql } from 'kysely';
+import type { Db } from '../store.ts';
+
+type Json = Record<string, unknown>;
+
+export async function upsertToken(
+  db: Db,
+  row: { idHash: string; kind: string; grantId: string | null; payload: Json; expiresAt: Date },
+) {
+  await db
+    .insertInto('oauth_tokens')
+    .values({
+      id_hash: row.idHash,
+      kind: row.kind,
+      grant_id: row.grantId,
+      payload: JSON.stringify(row.payload),
+      expires_at: row.expiresAt,
+    })
+    .onConflict((oc) =>
+      oc
+        .column('id_hash')
+        .doUpdateSet({ payload: JSON.stringify(row.payload), expires_at: row.expiresAt }),
+    )
+    .execute();
+}
+
+export async function findToken(db: Db, idHash: string, kind: string) {
+  return db
+    .selectFrom('oauth_tokens')
+    .select(['payload', 'consumed_at', 'grant_id'])
+    .where('id_hash', '=', idHash)
+    .where('kind', '=', kind)
+    .executeTakeFirst();
+}
+
+/** Marks a token used if nobody did before: the one race-safe step of code and refresh grants. */
+export async function consumeToken(db: Db, idHash: string): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_tokens')
+    .set({ consumed_at: sql`now()` })
+    .where('id_hash', '=', idHash)
+    .where('consumed_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function deleteToken(db: Db, idHash: string) {
+  await db.deleteFrom('oauth_tokens').where('id_hash', '=', idHash).execute();
+}
+
+export async function deleteTokensOfGrant(db: Db, grantId: string, kind?: string) {
+  let query = db.deleteFrom('oauth_tokens').where('grant_id', '=', grantId);
+  if (kind) query = query.where('kind', '=', kind);
+  await query.execute();
+}
+
+export async function upsertGrant(
+  db: Db,
+  row: {
+    id: string;
+    appId: string;
+    userId: string;
+    scopes: string[];
+    payload: Json;
+    expiresAt: Date;
+  },
+) {
+  await db
+    .insertInto('oauth_grants')
+    .values({
+      id: row.id,
+      app_id: row.appId,
+      user_id: row.userId,
+      scopes: row.scopes,
+      payload: JSON.stringify(row.payload),
+      expires_at: row.expiresAt,
+    })
+    .onConflict((oc) =>
+      oc.column('id').doUpdateSet({
+        scopes: row.scopes,
+        payload: JSON.stringify(row.payload),
+        expires_at: row.expiresAt,
+      }),
+    )
+    .execute();
+}
+
+export async function findGrantPayload(db: Db, id: string) {
+  const row = await db
+    .selectFrom('oauth_grants')
+    .select('payload')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row?.payload;
+}
+
+export async function deleteGrant(db: Db, id: string) {
+  await db.deleteFrom('oauth_grants').where('id', '=', id).execute();
+}
+
+export async function upsertPayload(
+  db: Db,
+  row: {
+    model: string;
+    id: string;
+    payload: Json;
+    grantId: string | null;
+    uid: string | null;
+    userCode: string | null;
+    expiresAt: Date | null;
+  },
+) {
+  const values = {
+    payload: JSON.stringify(row.payload),
+    grant_id: row.grantId,
+    uid: row.uid,
+    user_code: row.userCode,
+    expires_at: row.expiresAt,
+  };
+  await db
+    .insertInto('oauth_payloads')
+    .values({ model: row.model, id: row.id, ...values })
+    .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(values))
+    .execute();
+}
+
+export async function findPayload(
+  db: Db,
+  model: string,
+  by: { id?: string; uid?: string; userCode?: string },
+) {
+  let query = db
+    .selectFrom('oauth_payloads')
+    .select(['payload', 'consumed_at'])
+    .where('model', '=', model)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]));
+  if (by.id !== undefined) query = query.where('id', '=', by.id);
+  if (by.uid !== undefined) query = query.where('uid', '=', by.uid);
+  if (by.userCode !== undefined) query = query.where('user_code', '=', by.userCode);
+  return query.executeTakeFirst();
+}
+
+export async function consumePayload(db: Db, model: string, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable('oauth_payloads')
+    .set({ consumed_at: sql`now()` })
+    .where('model', '=', model)
+    .where('id', '=', id)
+    .where('consumed_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function deletePayload(db: Db, model: string, id: string) {
+  await db.deleteFrom('oauth_payloads').where('model', '=', model).where('id', '=', id).execute();
+}
+
+export async function deletePayloadsOfGrant(db: Db, model: string, grantId: string) {
+  await db
+    .deleteFrom('oauth_payloads')
+    .where('model', '=', model)
+    .where('grant_id', '=', grantId)
+    .execute();
+}
+
+export async function deleteExpiredOAuthRows(db: Db, before: Date) {
+  await db.deleteFrom('oauth_tokens').where('expires_at', '<', before).execute();
+  await db.deleteFrom('oauth_payloads').where('expires_at', '<', before).execute();
+  await db.deleteFrom('oauth_grants').where('expires_at', '<', before).execute();
+}

@@ -1,0 +1,249 @@
+// The OAuth 2.0 engine (oidc-provider) configured for Edgegate. Every departure from the engine's
+// defaults carries a one-line reason.
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { API_SCOPES } from '@edgegate/contract';
+import type { Db } from '../db/store.ts';
+import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
+import { accountMayUseGrant, findGrantWorkspace, touchGrant } from '../services/grants.ts';
+import { createAdapterClass, type ClientRegistry } from './adapter.ts';
+import { signingJwks } from './keys.ts';
+import {
+  deviceSuccessSource,
+  renderError,
+  userCodeConfirmSource,
+  userCodeInputSource,
+} from './pages.ts';
+
+export interface OAuthSettings {
+  publicUrl: string;
+  secret: string;
+  accessTokenTtlSeconds: number;
+  trustProxy: boolean;
+}
+
+export const GRANT_LIFETIME_SECONDS = 90 * 24 * 3600;
+const REFRESH_ROLLING_SECONDS = 30 * 24 * 3600;
+
+export const OAUTH_ROUTES = {
+  authorization: '/oauth2/auth',
+  token: '/oauth2/token',
+  revocation: '/oauth2/revoke',
+  introspection: '/oauth2/introspect',
+  device_authorization: '/oauth2/device/auth',
+  code_verification: '/oauth2/device',
+  jwks: '/oauth2/jwks',
+  end_session: '/oauth2/session/end',
+  userinfo: '/oauth2/me',
+  pushed_authorization_request: '/oauth2/par',
+  registration: '/oauth2/reg',
+  backchannel_authentication: '/oauth2/backchannel',
+  challenge: '/oauth2/challenge',
+} as const;
+
+export function apiResource(publicUrl: string): string {
+  return `${publicUrl}/v1`;
+}
+
+export async function isMember(db: Db, userId: string, workspaceId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('memberships')
+    .select('role')
+    .where('user_id', '=', userId)
+    .where('workspace_id', '=', workspaceId)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export interface EdgegateProvider {
+  provider: Provider;
+  clients: ClientRegistry;
+  resource: string;
+}
+
+export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvider {
+  const { AdapterClass, clients } = createAdapterClass(db);
+  const resource = apiResource(settings.publicUrl);
+
+  const configuration: Configuration = {
+    adapter: AdapterClass,
+    // Only our login and consent pages may finish an interaction.
+    interactions: { url: (_ctx, interaction) => `/oauth2/interaction/${interaction.uid}` },
+    routes: OAUTH_ROUTES,
+    // Tokens are opaque and bound to the API resource; no ID tokens are needed, but the engine
+    // validates clients against a signing key, so derive one from the root secret.
+    jwks: signingJwks(settings.secret),
+    clientDefaults: {
+      id_token_signed_response_alg: 'EdDSA',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    // client_secret_jwt would use the stored digest as an HMAC key; only the basic forms and PKCE-only public clients.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    cookies: { keys: [deriveKey(settings.secret, 'oauth cookies').toString('base64url')] },
+    // API scopes belong to the resource server below; only offline_access is an OpenID scope.
+    scopes: ['offline_access'],
+    responseTypes: ['code'],
+    // The partner's workspace hint preselects a workspace on the consent page.
+    extraParams: ['workspace'],
+    // RFC 9700: the redirect_uri must always be sent and match exactly.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    features: {
+      devInteractions: { enabled: false },
+      introspection: {
+        enabled: true,
+        // A client may introspect only its own tokens (the default allows any confidential client).
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        // A client may revoke only its own tokens.
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      // Not part of the product surface; fewer endpoints, fewer surprises.
+      pushedAuthorizationRequests: { enabled: false },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource,
+        userCodeConfirmSource,
+        successSource: deviceSuccessSource,
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Without a resource every API scope would be silently dropped as a non-OpenID scope.
+        defaultResource: async () => resource,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, indicator, client) => {
+          if (indicator !== resource) throw new errors.InvalidTarget();
+          const registered = await clients.lookup(client.clientId);
+          const allowed = (registered?.scopes ?? []).filter((s) =>
+            (API_SCOPES as readonly string[]).includes(s),
+          );
+          if (ctx.oidc.route === 'authorization') {
+            const asked = String(ctx.oidc.params?.scope ?? '')
+              .split(' ')
+              .filter((s) => (API_SCOPES as readonly string[]).includes(s));
+            const extra = asked.filter((s) => !allowed.includes(s));
+            // Refuse loudly instead of the engine's silent narrowing.
+            if (extra.length)
+              throw new errors.InvalidScope(
+                'requested scope is not allowed for this app',
+                extra.join(' '),
+              );
+          }
+          return {
+            scope: allowed.join(' '),
+            audience: resource,
+            accessTokenFormat: 'opaque',
+            accessTokenTTL: settings.accessTokenTtlSeconds,
+          };
+        },
+      },
+    },
+    // Never reuse an earlier grant silently: each authorization shows consent and the workspace picker.
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
+    // Confidential clients always get a refresh token; public clients when they ask for offline_access.
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') &&
+      (client.clientAuthMethod !== 'none' || code.scopes.has('offline_access')),
+    // Rotate on every use so reuse of an old one is detectable.
+    rotateRefreshToken: true,
+    // Tokens live with the grant, not with the browser session used to consent.
+    expiresWithSession: async () => false,
+    ttl: {
+      AuthorizationCode: 60,
+      AccessToken: settings.accessTokenTtlSeconds,
+      // Rolling 30 days, never past the 90-day absolute cap counted from the first issue.
+      RefreshToken: (_ctx, token) => {
+        const age = Math.floor(Date.now() / 1000) - (token as unknown as { iiat: number }).iiat;
+        return Math.max(1, Math.min(REFRESH_ROLLING_SECONDS, GRANT_LIFETIME_SECONDS - age));
+      },
+      Grant: GRANT_LIFETIME_SECONDS,
+      Session: 14 * 24 * 3600,
+      Interaction: 600,
+      DeviceCode: 600,
+    },
+    // workspace_id rides with each access token, so introspection returns it.
+    extraTokenClaims: async (_ctx, token) => {
+      const grantId = 'grantId' in token ? token.grantId : undefined;
+      const workspaceId = grantId ? await findGrantWorkspace(db, grantId) : undefined;
+      if (!workspaceId) throw new errors.InvalidGrant('grant is not bound to a workspace');
+      return { workspace_id: workspaceId };
+    },
+    // At every token issuance the user must still exist and still belong to the grant's workspace.
+    findAccount: async (ctx, sub, token) => {
+      const grantId = token
+        ? (ctx.oidc.entities.Grant?.jti ?? (token as { grantId?: string }).grantId)
+        : undefined;
+      if (!(await accountMayUseGrant(db, sub, grantId))) return undefined;
+      return { accountId: sub, claims: async () => ({ sub }) };
+    },
+    renderError,
+  };
+
+  const provider = new Provider(settings.publicUrl, configuration);
+  provider.proxy = settings.trustProxy;
+
+  // Client secrets are 256-bit random values stored as SHA-256 digests: a fast hash compared
+  // in constant time; every live secret (rotation overlap) is accepted.
+  provider.Client.prototype.compareClientSecret = async function (
+    this: { clientId: string },
+    actual: string,
+  ) {
+    const registered = await clients.lookup(this.clientId);
+    const digest = sha256(actual);
+    return (registered?.secretHashes ?? []).some((hash) => safeEqual(hash, digest));
+  };
+
+  provider.use(async (ctx, next) => {
+    // offline_access is dropped by the engine unless consent is prompted; ours always is.
+    if (
+      ctx.path === OAUTH_ROUTES.authorization &&
+      String(ctx.query.scope ?? '')
+        .split(' ')
+        .includes('offline_access')
+    ) {
+      const prompts = new Set(
+        String(ctx.query.prompt ?? '')
+          .split(' ')
+          .filter(Boolean),
+      );
+      if (!prompts.has('consent'))
+        ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
+    }
+    await next();
+    await afterResponse(ctx as KoaContextWithOIDC);
+  });
+
+  async function afterResponse(ctx: KoaContextWithOIDC) {
+    const route = ctx.oidc?.route;
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (!route || !body || typeof body !== 'object' || ctx.status !== 200) return;
+    if (route === 'token' && body.access_token) {
+      const grantId = ctx.oidc.entities.Grant?.jti;
+      const workspaceId = grantId ? await findGrantWorkspace(db, grantId) : undefined;
+      if (workspaceId) body.workspace_id = workspaceId;
+      if (grantId) await touchGrant(db, grantId);
+    } else if (route === 'introspection' && body.active === true) {
+      // Leaving the workspace ends the grant's power even before anyone revokes it.
+      const member =
+        typeof body.sub === 'string' &&
+        typeof body.workspace_id === 'string' &&
+        (await isMember(db, body.sub, body.workspace_id));
+      if (!member) ctx.body = { active: false };
+    } else if (route === 'discovery') {
+      body.scopes_supported = [
+        ...new Set([...((body.scopes_supported as string[]) ?? []), ...API_SCOPES]),
+      ];
+    }
+  }
+
+  return { provider, clients, resource };
+}

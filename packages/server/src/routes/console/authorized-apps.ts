@@ -1,0 +1,90 @@
+// GET /settings/account/authorized-apps: the apps the user let in, each revocable, or all at once.
+import type { FastifyInstance } from 'fastify';
+import { SCOPE_DESCRIPTIONS, type AppScope } from '@edgegate/contract';
+import type { Db } from '../../db/store.ts';
+import { html } from '../../views/html.ts';
+import { csrfField, when } from '../../views/layout.ts';
+import { listAuthorizedApps, revokeGrants } from '../../services/grants.ts';
+import { requireUser, sendPage } from './render.ts';
+
+const PATH = '/settings/account/authorized-apps';
+
+export function registerAuthorizedAppsRoutes(app: FastifyInstance, db: Db) {
+  app.get(PATH, { config: { html: true } }, async (request, reply) => {
+    const user = requireUser(request, reply);
+    if (!user) return reply;
+    const grants = await listAuthorizedApps(db, user.id);
+    const csrf = csrfField(request.csrfToken());
+    return sendPage(request, reply, {
+      title: 'Authorized apps',
+      body: html`<p class="muted">Settings → Account → Authorized apps</p>
+        <h1>Authorized apps</h1>
+        <p>
+          Apps you allowed to act in one of your workspaces. Revoking stops every token of that app
+          at once.
+        </p>
+        ${
+          grants.length
+            ? html`<table>
+                  <thead>
+                    <tr>
+                      <th scope="col">App</th>
+                      <th scope="col">Workspace</th>
+                      <th scope="col">Can</th>
+                      <th scope="col">Granted</th>
+                      <th scope="col">Last used</th>
+                      <th scope="col"><span class="sr">Actions</span></th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${grants.map(
+                      (g) =>
+                        html`<tr>
+                          <td>${g.appName}</td>
+                          <td>
+                            ${g.workspaceSlug ? html`<a href="/w/${g.workspaceSlug}">${g.workspaceName}</a>` : '—'}
+                          </td>
+                          <td>
+                            <ul>
+                              ${g.scopes.map((s) => html`<li title="${s}">${SCOPE_DESCRIPTIONS[s as AppScope] ?? s}</li>`)}
+                            </ul>
+                          </td>
+                          <td>${when(g.grantedAt)}</td>
+                          <td>${g.lastUsedAt ? when(g.lastUsedAt) : 'never'}</td>
+                          <td>
+                            <form method="post" action="${PATH}/${g.grantId}/revoke">
+                              ${csrf}<button type="submit" class="danger">Revoke</button>
+                            </form>
+                          </td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>
+                <form method="post" action="${PATH}/revoke-all">
+                  ${csrf}<button type="submit" class="danger">Revoke all apps</button>
+                </form>`
+            : html`<p>You have not authorized any apps.</p>`
+        }`,
+    });
+  });
+
+  app.post<{ Params: { grantId: string } }>(
+    `${PATH}/:grantId/revoke`,
+    { config: { html: true } },
+    async (request, reply) => {
+      const user = requireUser(request, reply);
+      if (!user) return reply;
+      await revokeGrants(db, user.id, request.params.grantId);
+      reply.flash({ message: 'Access revoked. The app can no longer use its tokens.' });
+      return reply.redirect(PATH, 303);
+    },
+  );
+
+  app.post(`${PATH}/revoke-all`, { config: { html: true } }, async (request, reply) => {
+    const user = requireUser(request, reply);
+    if (!user) return reply;
+    const count = await revokeGrants(db, user.id);
+    reply.flash({ message: `Revoked access for ${count} app${count === 1 ? '' : 's'}.` });
+    return reply.redirect(PATH, 303);
+  });
+}

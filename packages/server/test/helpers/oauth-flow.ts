@@ -1,0 +1,324 @@
+// Drives the authorization-code flow as a partner would: oauth4webapi for the protocol, a
+// cookie-keeping HTTP client for the user's log-in and consent.
+import * as oauth from 'oauth4webapi';
+import { expect } from 'vitest';
+import type { OAuthAppCreateInput } from '@edgegate/contract';
+import type { Db } from '../../src/db/store.ts';
+import { createApp } from '../../src/services/oauth-apps.ts';
+import { CookieFetch, csrfOf } from './browserless.ts';
+
+export const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+export async function discover(url: string) {
+  const issuer = new URL(url);
+  return oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+}
+
+export interface PartnerApp {
+  clientId: string;
+  clientSecret?: string;
+  redirectUri: string;
+}
+
+export async function signUpBrowser(
+  baseUrl: string,
+  email: string,
+  password = 'correct horse battery',
+) {
+  const browser = new CookieFetch();
+  const page = await browser.request(`${baseUrl}/signup`);
+  const response = await browser.postForm(`${baseUrl}/signup`, {
+    _csrf: csrfOf(await page.text()),
+    email,
+    password,
+  });
+  expect(response.status).toBe(303);
+  return browser;
+}
+
+/** Starts an authorization, lets `user` consent for `workspaceId`, and returns the callback URL. */
+export async function authorize(
+  baseUrl: string,
+  user: CookieFetch,
+  app: PartnerApp,
+  options: {
+    scope: string;
+    workspaceId?: string;
+    decision?: 'allow' | 'deny';
+    extra?: Record<string, string>;
+  },
+) {
+  const as = await discover(baseUrl);
+  const codeVerifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint!);
+  url.searchParams.set('client_id', app.clientId);
+  url.searchParams.set('redirect_uri', app.redirectUri);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('scope', options.scope);
+  url.searchParams.set('state', state);
+  url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
+  url.searchParams.set('code_challenge_method', 'S256');
+  for (const [k, v] of Object.entries(options.extra ?? {})) url.searchParams.set(k, v);
+
+  const toConsent = await user.follow(url.toString(), baseUrl);
+  const consentPage = await toConsent.response.text();
+  expect(toConsent.response.status, consentPage.slice(0, 500)).toBe(200);
+  const consentForm = /action="(\/oauth2\/interaction\/[^"]+\/consent)"/.exec(consentPage)?.[1];
+  if (!consentForm) throw new Error(`no consent form: ${consentPage.slice(0, 800)}`);
+  const decided = await user.postForm(`${baseUrl}${consentForm}`, {
+    _csrf: csrfOf(consentPage),
+    decision: options.decision ?? 'allow',
+    ...(options.workspaceId ? { workspace: options.workspaceId } : {}),
+  });
+  expect(decided.status).toBe(303);
+  const callback = await user.follow(
+    new URL(decided.headers.get('location')!, baseUrl).toString(),
+    baseUrl,
+  );
+  return { as, callbackUrl: new URL(callback.url), state, codeVerifier, consentPage };
+}
+
+export async function exchangeCode(
+  baseUrl: string,
+  app: PartnerApp,
+  flow: { callbackUrl: URL; state: string; codeVerifier: string },
+) {
+  const as = await discover(baseUrl);
+  const client: oauth.Client = { client_id: app.clientId };
+  const auth = app.clientSecret ? oauth.ClientSecretBasic(app.clientSecret) : oauth.None();
+  const params = oauth.validateAuthResponse(as, client, flow.callbackUrl, flow.state);
+  const response = await oauth.authorizationCodeGrantRequest(
+    as,
+    client,
+    auth,
+    params,
+    app.redirectUri,
+    flow.codeVerifier,
+    insecure,
+  );
+  return oauth.processAuthorizationCodeResponse(as, client, response);
+}
+
+// Finer-grained steps for tests that probe each rule of the flow on its own.
+
+/** A partner app registered the way its developer would, with its secret kept for the test. */
+export interface RegisteredPartner extends PartnerApp {
+  appId: string;
+  name: string;
+}
+
+export async function userIdOf(db: Db, email: string): Promise<string> {
+  const user = await db
+    .selectFrom('users')
+    .select('id')
+    .where('email', '=', email)
+    .executeTakeFirstOrThrow();
+  return user.id;
+}
+
+export async function personalWorkspaceOf(db: Db, email: string) {
+  return db
+    .selectFrom('workspaces')
+    .innerJoin('users', 'users.id', 'workspaces.personal_for')
+    .select(['workspaces.id', 'workspaces.slug', 'workspaces.name'])
+    .where('users.email', '=', email)
+    .executeTakeFirstOrThrow();
+}
+
+/** Registers an app owned by `ownerId`; the first redirect URI is the one the partner uses. */
+export async function registerPartner(
+  db: Db,
+  ownerId: string,
+  input: Partial<OAuthAppCreateInput> & { redirectUris: string[] },
+): Promise<RegisteredPartner> {
+  const created = await createApp(
+    db,
+    ownerId,
+    { kind: 'user', userId: ownerId },
+    {
+      name: 'Partner Analytics',
+      scopes: ['caches:read', 'caches:write', 'metrics:read'],
+      ...input,
+    },
+  );
+  return {
+    appId: created.app.id,
+    name: created.app.name,
+    clientId: created.clientId,
+    clientSecret: created.clientSecret,
+    redirectUri: input.redirectUris[0]!,
+  };
+}
+
+export function clientAuthOf(app: PartnerApp): oauth.ClientAuth {
+  return app.clientSecret ? oauth.ClientSecretBasic(app.clientSecret) : oauth.None();
+}
+
+export interface AuthorizationOptions {
+  scope: string;
+  /** `S256` (the default) sends a challenge, `none` sends none, `plain` asks for the plain method. */
+  pkce?: 'S256' | 'plain' | 'none';
+  /** The redirect_uri sent to /oauth2/auth, when it should differ from the app's. */
+  redirectUri?: string;
+  clientId?: string;
+  extra?: Record<string, string>;
+}
+
+/**
+ * Opens the authorization URL in `user`'s browser and follows redirects on our origin. Ends on
+ * one of our pages (`page`), or where the browser is sent off our origin (`leftTo`).
+ */
+export async function startAuthorization(
+  baseUrl: string,
+  user: CookieFetch,
+  app: PartnerApp,
+  options: AuthorizationOptions,
+) {
+  const as = await discover(baseUrl);
+  const codeVerifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint!);
+  url.searchParams.set('client_id', options.clientId ?? app.clientId);
+  url.searchParams.set('redirect_uri', options.redirectUri ?? app.redirectUri);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('scope', options.scope);
+  url.searchParams.set('state', state);
+  const pkce = options.pkce ?? 'S256';
+  if (pkce === 'S256') {
+    url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
+    url.searchParams.set('code_challenge_method', 'S256');
+  } else if (pkce === 'plain') {
+    url.searchParams.set('code_challenge', codeVerifier);
+    url.searchParams.set('code_challenge_method', 'plain');
+  }
+  for (const [k, v] of Object.entries(options.extra ?? {})) url.searchParams.set(k, v);
+
+  const { response, url: reached } = await user.follow(url.toString(), `${baseUrl}/`);
+  const redirected = response.status >= 300 && response.status < 400;
+  return {
+    as,
+    url,
+    state,
+    codeVerifier,
+    response,
+    page: redirected ? '' : await response.text(),
+    pageUrl: redirected ? undefined : reached,
+    leftTo: redirected ? new URL(reached) : undefined,
+  };
+}
+
+export function consentActionOf(page: string): string {
+  const action = /action="(\/oauth2\/interaction\/[^"]+\/consent)"/.exec(page)?.[1];
+  if (!action) throw new Error(`no consent form: ${page.slice(0, 800)}`);
+  return action;
+}
+
+/** Posts the consent form of `page`; `csrf: null` leaves the CSRF token out. */
+export async function submitConsent(
+  baseUrl: string,
+  user: CookieFetch,
+  page: string,
+  fields: { decision?: 'allow' | 'deny'; workspace?: string; csrf?: string | null },
+): Promise<Response> {
+  const csrf = fields.csrf === undefined ? csrfOf(page) : fields.csrf;
+  return user.postForm(`${baseUrl}${consentActionOf(page)}`, {
+    ...(csrf === null ? {} : { _csrf: csrf }),
+    decision: fields.decision ?? 'allow',
+    ...(fields.workspace ? { workspace: fields.workspace } : {}),
+  });
+}
+
+/** Follows a redirect from one of our pages until the browser lands off our origin. */
+export async function followToCallback(
+  baseUrl: string,
+  user: CookieFetch,
+  response: Response,
+): Promise<URL> {
+  expect(response.status).toBe(303);
+  const landed = await user.follow(
+    new URL(response.headers.get('location')!, baseUrl).toString(),
+    `${baseUrl}/`,
+  );
+  return new URL(landed.url);
+}
+
+/** Runs the flow through consent (allowed, for `workspaceId`) and returns the callback URL. */
+export async function obtainCode(
+  baseUrl: string,
+  user: CookieFetch,
+  app: PartnerApp,
+  options: AuthorizationOptions & { workspaceId: string },
+) {
+  const started = await startAuthorization(baseUrl, user, app, options);
+  expect(started.response.status, started.page.slice(0, 500)).toBe(200);
+  const decided = await submitConsent(baseUrl, user, started.page, {
+    workspace: options.workspaceId,
+  });
+  const callbackUrl = await followToCallback(baseUrl, user, decided);
+  return { ...started, callbackUrl, consentPage: started.page };
+}
+
+/** Authorizes and exchanges the code: the tokens a partner holds after connecting. */
+export async function obtainTokens(
+  baseUrl: string,
+  user: CookieFetch,
+  app: PartnerApp,
+  options: AuthorizationOptions & { workspaceId: string },
+) {
+  const flow = await obtainCode(baseUrl, user, app, options);
+  const redirectUri = options.redirectUri ?? app.redirectUri;
+  const tokens = await exchangeCode(baseUrl, { ...app, redirectUri }, flow);
+  return { ...tokens, flow };
+}
+
+/** The callback's query as the partner validates it (state, iss), ready for the token request. */
+export function callbackParams(
+  as: oauth.AuthorizationServer,
+  app: PartnerApp,
+  flow: { callbackUrl: URL; state: string },
+): URLSearchParams {
+  return oauth.validateAuthResponse(as, { client_id: app.clientId }, flow.callbackUrl, flow.state);
+}
+
+/** The RFC 6749 error code of a token-endpoint response, or `ok` for a 200. */
+export async function tokenOutcome(response: Response | Promise<Response>): Promise<string> {
+  const settled = await response;
+  if (settled.status === 200) return 'ok';
+  const body = (await settled.json()) as { error?: string };
+  return body.error ?? `status ${settled.status}`;
+}
+
+export async function refreshRequest(
+  baseUrl: string,
+  app: PartnerApp,
+  refreshToken: string,
+): Promise<Response> {
+  const as = await discover(baseUrl);
+  return oauth.refreshTokenGrantRequest(
+    as,
+    { client_id: app.clientId },
+    clientAuthOf(app),
+    refreshToken,
+    insecure,
+  );
+}
+
+export async function introspect(baseUrl: string, app: PartnerApp, token: string) {
+  const as = await discover(baseUrl);
+  const client = { client_id: app.clientId };
+  const response = await oauth.introspectionRequest(as, client, clientAuthOf(app), token, insecure);
+  return oauth.processIntrospectionResponse(as, client, response);
+}
+
+/** The status of GET /v1/workspace with `token`: 200 while the token is good, 401 after. */
+export async function apiStatus(baseUrl: string, token: string): Promise<number> {
+  const response = await fetch(`${baseUrl}/v1/workspace`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  await response.body?.cancel();
+  return response.status;
+}
