@@ -126,6 +126,10 @@ async function edgegate(storeName: string, databaseUrl: string | undefined) {
     },
   );
 
+  if (process.env.BENCH_ONLY === 'refresh') {
+    await server.stop();
+    return { exchange, refresh, introspection: refresh, workspace: refresh };
+  }
   console.error(`edgegate on ${storeName}: introspection …`);
   const liveTokens = accessTokens.slice(-CONCURRENCY);
   const introspection = await runLoad(

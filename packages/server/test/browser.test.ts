@@ -1,54 +1,18 @@
 // The console in a real browser (Debian's chromium): sign up, create a workspace, invite someone
 // with a one-time link, and the invitee joins from a separate browser session.
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../src/db/store.ts';
 import { openTestStore } from './helpers/stores.ts';
 import { buildTestApp } from './helpers/app.ts';
+import { launchChromium } from './helpers/chromium.ts';
+import { freePort } from './helpers/listening-app.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
-
-/** Launched inside the test, so a machine without chromium fails it instead of skipping it. */
-async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: install Debian's chromium (\`apt-get install -y chromium\`, or run \`bash .ci/run\`)`,
-    );
-  }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-}
-
-/** A free loopback port, so the app can be built knowing its own public URL before it listens. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', resolve);
-  });
-  const address = probe.address();
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  if (!address || typeof address !== 'object') throw new Error('could not reserve a port');
-  return address.port;
-}
 
 async function newPage(context: BrowserContext): Promise<Page> {
   const page = await context.newPage();

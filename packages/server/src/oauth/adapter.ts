@@ -1,7 +1,7 @@
 // The engine's storage adapter on our store. Bearer values (codes, access and refresh tokens) are
 // kept only as SHA-256 digests; code and refresh-token consumption is one conditional UPDATE, so
 // of two concurrent exchanges exactly one wins; clients come from the app registry.
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/store.ts';
 import type { OAuthApp } from '../db/schema.ts';
 import {
@@ -14,6 +14,7 @@ import {
   findGrantPayload,
   findPayload,
   findToken,
+  findTokenWithGrant,
   upsertGrant,
   upsertPayload,
   upsertToken,
@@ -34,6 +35,26 @@ const HASHED_MODELS = new Set([
 
 /** Concurrent refreshes of one token within this window are not treated as theft. */
 export const REFRESH_REUSE_GRACE_MS = 5_000;
+
+/** Grant rows read alongside a code or refresh token, kept for the rest of that one request. */
+interface RequestPrefetch {
+  grants: Map<string, AdapterPayload>;
+  /** `${userId} ${grantId}` of grants whose user still belongs to the grant's workspace. */
+  members: Set<string>;
+}
+
+function prefetchOfCurrentRequest(): RequestPrefetch | undefined {
+  const ctx = Provider.ctx;
+  if (!ctx) return undefined;
+  const state = ctx.state as { edgegatePrefetch?: RequestPrefetch };
+  state.edgegatePrefetch ??= { grants: new Map(), members: new Set() };
+  return state.edgegatePrefetch;
+}
+
+/** Whether this request already learnt that the user may use the grant (see findTokenWithGrant). */
+export function prefetchedMembership(userId: string, grantId: string): boolean {
+  return prefetchOfCurrentRequest()?.members.has(`${userId} ${grantId}`) ?? false;
+}
 
 /** Client metadata is read on every protocol request; a short memo spares the store. */
 const CLIENT_MEMO_MS = 5_000;
@@ -128,8 +149,13 @@ export function createAdapterClass(db: Db): {
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return findClient(id);
       if (HASHED_MODELS.has(this.model)) {
-        const row = await findToken(db, sha256(id), this.model);
+        const row = await findTokenWithGrant(db, sha256(id), this.model);
         if (!row) return undefined;
+        const prefetch = prefetchOfCurrentRequest();
+        if (prefetch && row.grant_id && row.grantPayload) {
+          prefetch.grants.set(row.grant_id, row.grantPayload as AdapterPayload);
+          if (row.role) prefetch.members.add(`${row.grantUserId} ${row.grant_id}`);
+        }
         const payload = { ...row.payload, jti: id } as AdapterPayload;
         if (row.consumed_at) {
           // Inside the grace window a second refresh is a race, not a theft: let the atomic
@@ -139,8 +165,10 @@ export function createAdapterClass(db: Db): {
         }
         return payload;
       }
-      if (this.model === 'Grant')
-        return (await findGrantPayload(db, id)) as AdapterPayload | undefined;
+      if (this.model === 'Grant') {
+        const prefetched = prefetchOfCurrentRequest()?.grants.get(id);
+        return prefetched ?? ((await findGrantPayload(db, id)) as AdapterPayload | undefined);
+      }
       return this.fromPayloadRow(await findPayload(db, this.model, { id }));
     }
 

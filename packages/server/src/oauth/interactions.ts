@@ -14,6 +14,7 @@ import { bindGrantToWorkspace } from '../services/grants.ts';
 import { html } from '../views/html.ts';
 import { csrfField, errorSummary, field } from '../views/layout.ts';
 import { formValue, sendPage } from '../routes/console/render.ts';
+import { consoleCsp } from '../plugins/console-session.ts';
 import type { ClientRegistry } from './adapter.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -37,7 +38,12 @@ export function registerInteractionRoutes(
 
   async function details(request: FastifyRequest, reply: FastifyReply): Promise<Details> {
     try {
-      return await provider.interactionDetails(request.raw, reply.raw);
+      const interaction = await provider.interactionDetails(request.raw, reply.raw);
+      // The engine has already matched redirect_uri against the app's registered ones.
+      const redirectUri = interaction.params.redirect_uri;
+      if (typeof redirectUri === 'string')
+        reply.header('content-security-policy', consoleCsp([new URL(redirectUri).origin]));
+      return interaction;
     } catch {
       throw new Problem(
         'oauth.interaction_expired',

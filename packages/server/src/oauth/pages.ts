@@ -2,13 +2,11 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { html, SafeHtml } from '../views/html.ts';
 import { page } from '../views/layout.ts';
-
-const CSP =
-  "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+import { consoleCsp } from '../plugins/console-session.ts';
 
 function send(ctx: KoaContextWithOIDC, title: string, body: SafeHtml) {
   ctx.type = 'html';
-  ctx.set('content-security-policy', CSP);
+  ctx.set('content-security-policy', consoleCsp());
   ctx.set('cache-control', 'no-store');
   ctx.body = page({ title, body });
 }

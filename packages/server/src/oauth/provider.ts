@@ -5,7 +5,7 @@ import { API_SCOPES } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
 import { accountMayUseGrant, findGrantWorkspace, touchGrant } from '../services/grants.ts';
-import { createAdapterClass, type ClientRegistry } from './adapter.ts';
+import { createAdapterClass, prefetchedMembership, type ClientRegistry } from './adapter.ts';
 import { signingJwks } from './keys.ts';
 import {
   deviceSuccessSource,
@@ -182,7 +182,12 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
       const grantId = token
         ? (ctx.oidc.entities.Grant?.jti ?? (token as { grantId?: string }).grantId)
         : undefined;
-      if (!(await accountMayUseGrant(db, sub, grantId))) return undefined;
+      if (
+        !(grantId && prefetchedMembership(sub, grantId)) &&
+        !(await accountMayUseGrant(db, sub, grantId))
+      ) {
+        return undefined;
+      }
       return { accountId: sub, claims: async () => ({ sub }) };
     },
     renderError,

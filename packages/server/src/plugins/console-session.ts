@@ -98,8 +98,7 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
       reply.setCookie(ANON_COOKIE, anon, cookieBase);
     }
     reply.headers({
-      'content-security-policy':
-        "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+      'content-security-policy': consoleCsp(),
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
       'cache-control': 'no-store',
@@ -132,6 +131,16 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
       );
     }
   });
+}
+
+/**
+ * The console's Content-Security-Policy. `formTargets` adds origins a form may end up at: the
+ * browser checks form-action against every redirect after a submit, so the OAuth consent form
+ * must be allowed to land on the partner's registered redirect URI.
+ */
+export function consoleCsp(formTargets: string[] = []): string {
+  const formAction = ["'self'", ...formTargets].join(' ');
+  return `default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action ${formAction}; base-uri 'none'`;
 }
 
 interface AnonCarrier {

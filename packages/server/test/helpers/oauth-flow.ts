@@ -168,13 +168,9 @@ export interface AuthorizationOptions {
   extra?: Record<string, string>;
 }
 
-/**
- * Opens the authorization URL in `user`'s browser and follows redirects on our origin. Ends on
- * one of our pages (`page`), or where the browser is sent off our origin (`leftTo`).
- */
-export async function startAuthorization(
+/** The authorization URL a partner sends the browser to, with its PKCE verifier and state. */
+export async function authorizationRequest(
   baseUrl: string,
-  user: CookieFetch,
   app: PartnerApp,
   options: AuthorizationOptions,
 ) {
@@ -196,7 +192,20 @@ export async function startAuthorization(
     url.searchParams.set('code_challenge_method', 'plain');
   }
   for (const [k, v] of Object.entries(options.extra ?? {})) url.searchParams.set(k, v);
+  return { as, url, state, codeVerifier };
+}
 
+/**
+ * Opens the authorization URL in `user`'s browser and follows redirects on our origin. Ends on
+ * one of our pages (`page`), or where the browser is sent off our origin (`leftTo`).
+ */
+export async function startAuthorization(
+  baseUrl: string,
+  user: CookieFetch,
+  app: PartnerApp,
+  options: AuthorizationOptions,
+) {
+  const { as, url, state, codeVerifier } = await authorizationRequest(baseUrl, app, options);
   const { response, url: reached } = await user.follow(url.toString(), `${baseUrl}/`);
   const redirected = response.status >= 300 && response.status < 400;
   return {
@@ -212,9 +221,7 @@ export async function startAuthorization(
 }
 
 export function consentActionOf(page: string): string {
-  const action = /action="(\/oauth2\/interaction\/[^"]+\/consent)"/.exec(page)?.[1];
-  if (!action) throw new Error(`no consent form: ${page.slice(0, 800)}`);
-  return action;
+  return formAction(page, '/consent');
 }
 
 /** Posts the consent form of `page`; `csrf: null` leaves the CSRF token out. */
@@ -224,7 +231,7 @@ export async function submitConsent(
   page: string,
   fields: { decision?: 'allow' | 'deny'; workspace?: string; csrf?: string | null },
 ): Promise<Response> {
-  const csrf = fields.csrf === undefined ? csrfOf(page) : fields.csrf;
+  const csrf = fields.csrf === undefined ? csrfIn(page) : fields.csrf;
   return user.postForm(`${baseUrl}${consentActionOf(page)}`, {
     ...(csrf === null ? {} : { _csrf: csrf }),
     decision: fields.decision ?? 'allow',
@@ -321,4 +328,54 @@ export async function apiStatus(baseUrl: string, token: string): Promise<number>
   });
   await response.body?.cancel();
   return response.status;
+}
+
+const ENTITIES: Record<string, string> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  '#39': "'",
+  nbsp: ' ',
+};
+
+function decodeEntities(text: string): string {
+  return text.replace(/&(amp|lt|gt|quot|#39|nbsp);/g, (_, name: string) => ENTITIES[name]!);
+}
+
+/** What a person reads on a page: tags dropped, entities decoded, whitespace collapsed. */
+export function textOf(html: string): string {
+  return decodeEntities(
+    html
+      .replace(/<(script|style)\b[\s\S]*?<\/\1>/gi, ' ')
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' '),
+  ).trim();
+}
+
+/** Every `<tag …>` of the page with its attributes, however the markup is laid out. */
+export function elementsOf(html: string, tag: string): Record<string, string>[] {
+  const elements: Record<string, string>[] = [];
+  for (const match of html.matchAll(new RegExp(`<${tag}\\b([^>]*)>`, 'gi'))) {
+    const attributes: Record<string, string> = {};
+    for (const attribute of match[1]!.matchAll(/([^\s=/>]+)(?:\s*=\s*"([^"]*)")?/g)) {
+      attributes[attribute[1]!.toLowerCase()] = decodeEntities(attribute[2] ?? '');
+    }
+    elements.push(attributes);
+  }
+  return elements;
+}
+
+/** The CSRF token of the page's forms. */
+export function csrfIn(html: string): string {
+  const token = elementsOf(html, 'input').find((input) => input.name === '_csrf')?.value;
+  if (!token) throw new Error(`no CSRF token in page: ${html.slice(0, 300)}`);
+  return token;
+}
+
+/** The page's form whose action ends with `suffix`. */
+export function formAction(html: string, suffix: string): string {
+  const action = elementsOf(html, 'form').find((form) => form.action?.endsWith(suffix))?.action;
+  if (!action) throw new Error(`no form posting to …${suffix}: ${html.slice(0, 800)}`);
+  return action;
 }

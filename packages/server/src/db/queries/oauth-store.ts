@@ -34,6 +34,30 @@ export async function findToken(db: Db, idHash: string, kind: string) {
     .executeTakeFirst();
 }
 
+/**
+ * A token with its grant and whether the grant's user still belongs to the grant's workspace:
+ * the three reads of a code or refresh exchange in one round trip.
+ */
+export async function findTokenWithGrant(db: Db, idHash: string, kind: string) {
+  return db
+    .selectFrom('oauth_tokens as t')
+    .leftJoin('oauth_grants as g', 'g.id', 't.grant_id')
+    .leftJoin('memberships as m', (join) =>
+      join.onRef('m.workspace_id', '=', 'g.workspace_id').onRef('m.user_id', '=', 'g.user_id'),
+    )
+    .select([
+      't.payload',
+      't.consumed_at',
+      't.grant_id',
+      'g.payload as grantPayload',
+      'g.user_id as grantUserId',
+      'm.role',
+    ])
+    .where('t.id_hash', '=', idHash)
+    .where('t.kind', '=', kind)
+    .executeTakeFirst();
+}
+
 /** Marks a token used if nobody did before: the one race-safe step of code and refresh grants. */
 export async function consumeToken(db: Db, idHash: string): Promise<boolean> {
   const result = await db
