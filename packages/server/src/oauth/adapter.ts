@@ -1,7 +1,8 @@
 // The engine's storage adapter on our store. Bearer values (codes, access and refresh tokens) are
 // kept only as SHA-256 digests; code and refresh-token consumption is one conditional UPDATE, so
 // of two concurrent exchanges exactly one wins; clients come from the app registry.
-import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { requestState } from './request-state.ts';
 import type { Db } from '../db/store.ts';
 import type { OAuthApp } from '../db/schema.ts';
 import {
@@ -35,26 +36,6 @@ const HASHED_MODELS = new Set([
 
 /** Concurrent refreshes of one token within this window are not treated as theft. */
 export const REFRESH_REUSE_GRACE_MS = 5_000;
-
-/** Grant rows read alongside a code or refresh token, kept for the rest of that one request. */
-interface RequestPrefetch {
-  grants: Map<string, AdapterPayload>;
-  /** `${userId} ${grantId}` of grants whose user still belongs to the grant's workspace. */
-  members: Set<string>;
-}
-
-function prefetchOfCurrentRequest(): RequestPrefetch | undefined {
-  const ctx = Provider.ctx;
-  if (!ctx) return undefined;
-  const state = ctx.state as { edgegatePrefetch?: RequestPrefetch };
-  state.edgegatePrefetch ??= { grants: new Map(), members: new Set() };
-  return state.edgegatePrefetch;
-}
-
-/** Whether this request already learnt that the user may use the grant (see findTokenWithGrant). */
-export function prefetchedMembership(userId: string, grantId: string): boolean {
-  return prefetchOfCurrentRequest()?.members.has(`${userId} ${grantId}`) ?? false;
-}
 
 /** Client metadata is read on every protocol request; a short memo spares the store. */
 const CLIENT_MEMO_MS = 5_000;
@@ -113,13 +94,16 @@ export function createAdapterClass(db: Db): {
       if (HASHED_MODELS.has(this.model)) {
         // The jti is the bearer value itself: keep it out of the stored payload.
         const { jti: _jti, ...rest } = payload;
-        await upsertToken(db, {
+        const row = {
           idHash: sha256(id),
           kind: this.model,
           grantId: payload.grantId ?? null,
           payload: rest,
           expiresAt,
-        });
+        };
+        const writes = requestState()?.tokenWrites;
+        if (writes) writes.inserts.push(row);
+        else await upsertToken(db, row);
         return;
       }
       if (this.model === 'Grant') {
@@ -151,10 +135,10 @@ export function createAdapterClass(db: Db): {
       if (HASHED_MODELS.has(this.model)) {
         const row = await findTokenWithGrant(db, sha256(id), this.model);
         if (!row) return undefined;
-        const prefetch = prefetchOfCurrentRequest();
-        if (prefetch && row.grant_id && row.grantPayload) {
-          prefetch.grants.set(row.grant_id, row.grantPayload as AdapterPayload);
-          if (row.role) prefetch.members.add(`${row.grantUserId} ${row.grant_id}`);
+        const state = requestState();
+        if (state && row.grant_id && row.grantPayload) {
+          state.grants.set(row.grant_id, row.grantPayload as AdapterPayload);
+          if (row.role) state.members.add(`${row.grantUserId} ${row.grant_id}`);
         }
         const payload = { ...row.payload, jti: id } as AdapterPayload;
         if (row.consumed_at) {
@@ -166,7 +150,7 @@ export function createAdapterClass(db: Db): {
         return payload;
       }
       if (this.model === 'Grant') {
-        const prefetched = prefetchOfCurrentRequest()?.grants.get(id);
+        const prefetched = requestState()?.grants.get(id);
         return prefetched ?? ((await findGrantPayload(db, id)) as AdapterPayload | undefined);
       }
       return this.fromPayloadRow(await findPayload(db, this.model, { id }));
@@ -194,6 +178,12 @@ export function createAdapterClass(db: Db): {
         return;
       }
       const idHash = sha256(id);
+      const writes = requestState()?.tokenWrites;
+      if (writes) {
+        // Decided atomically with the new tokens' insert when the response is ready (token-writes.ts).
+        writes.consume = { idHash, model: this.model };
+        return;
+      }
       if (await consumeToken(db, idHash)) return;
       // Someone consumed it first. A second use of a code is a replay: the grant is revoked.
       // A concurrent refresh (inside the grace window) only loses the race.

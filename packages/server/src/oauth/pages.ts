@@ -39,23 +39,36 @@ export async function renderError(
 export async function userCodeInputSource(
   ctx: KoaContextWithOIDC,
   form: string,
-  _out: unknown,
+  out: { error?: string } | undefined,
   err?: { userCode?: string; name?: string },
 ): Promise<void> {
-  const message = err
-    ? err.userCode || err.name === 'NoCodeError'
-      ? 'That code is not right. Check the code shown on your device and try again.'
-      : 'Something went wrong with that code. Try again.'
-    : undefined;
   send(
     ctx,
     'Connect a device',
     html`<h1>Connect a device</h1>
+      ${deviceMessage(out, err)}
       <p>Enter the code shown by the app on your device or terminal.</p>
-      ${message ? html`<div class="error-summary" role="alert"><p>${message}</p></div>` : ''}
       ${new SafeHtml(form.replace('name="user_code"', 'name="user_code" aria-label="Code from your device"'))}
       <button type="submit" form="op.deviceInputForm">Continue</button>`,
   );
+}
+
+/** Why the code page is shown again: a refusal is news, not an error of the person's typing. */
+function deviceMessage(
+  out: { error?: string } | undefined,
+  err: { userCode?: string; name?: string } | undefined,
+) {
+  if (!err) return '';
+  if (err.name === 'AbortedError' || out?.error === 'access_denied') {
+    return html`<div class="flash" role="status">
+      <p>The device was not connected. You can close this window, or enter another code.</p>
+    </div>`;
+  }
+  const text =
+    err.userCode || err.name === 'NoCodeError'
+      ? 'That code is not right. Check the code shown on your device and try again.'
+      : 'Something went wrong with that code. Try again.';
+  return html`<div class="error-summary" role="alert"><p>${text}</p></div>`;
 }
 
 export async function userCodeConfirmSource(

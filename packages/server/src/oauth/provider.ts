@@ -5,7 +5,9 @@ import { API_SCOPES } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
 import { accountMayUseGrant, findGrantWorkspace, touchGrant } from '../services/grants.ts';
-import { createAdapterClass, prefetchedMembership, type ClientRegistry } from './adapter.ts';
+import { createAdapterClass, type ClientRegistry } from './adapter.ts';
+import { prefetchedMembership } from './request-state.ts';
+import { flushTokenWrites } from './token-writes.ts';
 import { signingJwks } from './keys.ts';
 import {
   deviceSuccessSource,
@@ -124,16 +126,19 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
             (API_SCOPES as readonly string[]).includes(s),
           );
           if (ctx.oidc.route === 'authorization') {
-            const asked = String(ctx.oidc.params?.scope ?? '')
+            // Refuse loudly instead of the engine's silent narrowing (which, for offline_access,
+            // would bring the consent page back forever).
+            const registeredScopes = registered?.scopes ?? [];
+            const knowable = [...API_SCOPES, 'offline_access'] as readonly string[];
+            const extra = String(ctx.oidc.params?.scope ?? '')
               .split(' ')
-              .filter((s) => (API_SCOPES as readonly string[]).includes(s));
-            const extra = asked.filter((s) => !allowed.includes(s));
-            // Refuse loudly instead of the engine's silent narrowing.
-            if (extra.length)
+              .filter((s) => knowable.includes(s) && !registeredScopes.includes(s));
+            if (extra.length) {
               throw new errors.InvalidScope(
                 'requested scope is not allowed for this app',
                 extra.join(' '),
               );
+            }
           }
           return {
             scope: allowed.join(' '),
@@ -224,6 +229,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
         ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
     }
     await next();
+    await flushTokenWrites(db, ctx as KoaContextWithOIDC);
     await afterResponse(ctx as KoaContextWithOIDC);
   });
 
@@ -237,6 +243,13 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
       if (workspaceId) body.workspace_id = workspaceId;
       if (grantId) await touchGrant(db, grantId);
     } else if (route === 'introspection' && body.active === true) {
+      // Refresh tokens carry no workspace claim of their own: take the grant's.
+      const grantId =
+        ctx.oidc.entities.RefreshToken?.grantId ?? ctx.oidc.entities.AccessToken?.grantId;
+      if (typeof body.workspace_id !== 'string' && grantId) {
+        const workspaceId = await findGrantWorkspace(db, grantId);
+        if (workspaceId) body.workspace_id = workspaceId;
+      }
       // Leaving the workspace ends the grant's power even before anyone revokes it.
       const member =
         typeof body.sub === 'string' &&

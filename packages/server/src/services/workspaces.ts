@@ -27,6 +27,8 @@ import {
   revokeInvitation as revokeInvitationRow,
 } from '../db/queries/invitations.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
+import { deleteGrantsOfMember } from '../db/queries/oauth-store.ts';
+import { grantsRevoked } from './grants.ts';
 import { Problem } from '../problem.ts';
 import { newId, newSecret, randomBase62, sha256 } from './crypto.ts';
 import { parseInput } from './validation.ts';
@@ -271,6 +273,8 @@ export async function removeMember(db: Db, actorId: string, slug: string, target
     }
     assertAdminRemains(members, { userId: targetUserId, role: null });
     await deleteMembership(tx, workspace.id, targetUserId);
+    // Apps they let into this workspace lose access with them.
+    await deleteGrantsOfMember(tx, workspace.id, targetUserId);
     await insertAuditEvent(tx, {
       workspaceId: workspace.id,
       actorUserId: actorId,
@@ -278,4 +282,5 @@ export async function removeMember(db: Db, actorId: string, slug: string, target
       target: targetUserId,
     });
   });
+  grantsRevoked();
 }

@@ -278,8 +278,12 @@ export async function obtainTokens(
 ) {
   const flow = await obtainCode(baseUrl, user, app, options);
   const redirectUri = options.redirectUri ?? app.redirectUri;
-  const tokens = await exchangeCode(baseUrl, { ...app, redirectUri }, flow);
-  return { ...tokens, flow };
+  const tokens: oauth.TokenEndpointResponse & { flow?: typeof flow } = await exchangeCode(
+    baseUrl,
+    { ...app, redirectUri },
+    flow,
+  );
+  return Object.assign(tokens, { flow });
 }
 
 /** The callback's query as the partner validates it (state, iss), ready for the token request. */

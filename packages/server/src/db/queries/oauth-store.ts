@@ -193,3 +193,63 @@ export async function deleteExpiredOAuthRows(db: Db, before: Date) {
   await db.deleteFrom('oauth_payloads').where('expires_at', '<', before).execute();
   await db.deleteFrom('oauth_grants').where('expires_at', '<', before).execute();
 }
+
+/**
+ * Redeems `consume` (if given) and stores the new tokens in one statement: either the token was
+ * still unused and every new row is written, or nothing is. Returns whether it went through.
+ */
+export async function redeemAndInsertTokens(
+  db: Db,
+  consume: string | undefined,
+  rows: {
+    idHash: string;
+    kind: string;
+    grantId: string | null;
+    payload: Record<string, unknown>;
+    expiresAt: Date;
+  }[],
+): Promise<boolean> {
+  if (rows.length === 0) return consume ? consumeToken(db, consume) : true;
+  const values = sql.join(
+    rows.map(
+      (r) =>
+        sql`(${r.idHash}, ${r.kind}, ${r.grantId}::text, ${JSON.stringify(r.payload)}::jsonb, ${r.expiresAt.toISOString()}::timestamptz)`,
+    ),
+  );
+  const inserted = consume
+    ? await sql<{ id_hash: string }>`
+        WITH redeemed AS (
+          UPDATE oauth_tokens SET consumed_at = now()
+          WHERE id_hash = ${consume} AND consumed_at IS NULL
+          RETURNING id_hash
+        )
+        INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
+        SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)
+        WHERE EXISTS (SELECT 1 FROM redeemed)
+        RETURNING id_hash`.execute(db)
+    : await sql<{ id_hash: string }>`
+        INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
+        SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)
+        RETURNING id_hash`.execute(db);
+  return inserted.rows.length === rows.length;
+}
+
+/** Deletes what a person authorized inside a workspace they no longer belong to. */
+export async function deleteGrantsOfMember(db: Db, workspaceId: string, userId: string) {
+  const grants = db
+    .selectFrom('oauth_grants')
+    .select('id')
+    .where('workspace_id', '=', workspaceId)
+    .where('user_id', '=', userId);
+  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grants).execute();
+  await db
+    .deleteFrom('oauth_payloads')
+    .where('model', '=', 'DeviceCode')
+    .where('grant_id', 'in', grants)
+    .execute();
+  await db
+    .deleteFrom('oauth_grants')
+    .where('workspace_id', '=', workspaceId)
+    .where('user_id', '=', userId)
+    .execute();
+}

@@ -1,0 +1,204 @@
+// The pages a person sees during authorization: log-in inside the flow, and consent that names
+// the app and what it may do, and binds it to exactly one of their workspaces.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { SCOPE_DESCRIPTIONS } from '@edgegate/contract';
+import type { Store } from '../../src/db/store.ts';
+import { createWorkspace } from '../../src/services/workspaces.ts';
+import { openTestStore } from '../helpers/stores.ts';
+import { startListeningApp } from '../helpers/listening-app.ts';
+import { CookieFetch } from '../helpers/browserless.ts';
+import {
+  csrfIn,
+  elementsOf,
+  formAction,
+  textOf,
+  followToCallback,
+  personalWorkspaceOf,
+  registerPartner,
+  signUpBrowser,
+  startAuthorization,
+  submitConsent,
+  userIdOf,
+  type RegisteredPartner,
+} from '../helpers/oauth-flow.ts';
+
+describe('consent', () => {
+  let store: Store;
+  let app: FastifyInstance;
+  let url: string;
+  let user: CookieFetch;
+  let personal: { id: string; slug: string; name: string };
+  let team: { id: string; slug: string; name: string };
+  let partner: RegisteredPartner;
+
+  beforeAll(async () => {
+    store = await openTestStore('postgres');
+    ({ app, url } = await startListeningApp(store));
+    await signUpBrowser(url, 'owner@partner.example');
+    partner = await registerPartner(store.db, await userIdOf(store.db, 'owner@partner.example'), {
+      name: 'Partner Analytics',
+      description: 'Dashboards for your caches.',
+      logoUrl: 'https://partner.example/logo.png',
+      homepageUrl: 'https://partner.example/',
+      scopes: ['caches:read', 'metrics:read', 'cacheRules:read'],
+      redirectUris: ['https://partner.example/callback'],
+    });
+    user = await signUpBrowser(url, 'ada@example.com');
+    personal = await personalWorkspaceOf(store.db, 'ada@example.com');
+    team = await createWorkspace(store.db, await userIdOf(store.db, 'ada@example.com'), {
+      name: 'Acme Team',
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+  });
+
+  function workspaceRadios(page: string) {
+    return elementsOf(page, 'input').filter((i) => i.type === 'radio' && i.name === 'workspace');
+  }
+
+  async function codesIssued(): Promise<number> {
+    const rows = await store.db
+      .selectFrom('oauth_tokens')
+      .select('id_hash')
+      .where('kind', '=', 'AuthorizationCode')
+      .execute();
+    return rows.length;
+  }
+
+  it('names the app, its logo, homepage and owner, and each scope in plain words', async () => {
+    const started = await startAuthorization(url, user, partner, {
+      scope: 'caches:read metrics:read',
+    });
+    expect(started.response.status).toBe(200);
+    const text = textOf(started.page);
+    expect(text).toContain('Partner Analytics wants to access your Edgegate workspace');
+    expect(text).toContain('Dashboards for your caches.');
+    expect(elementsOf(started.page, 'img').map((img) => img.src)).toContain(
+      'https://partner.example/logo.png',
+    );
+    expect(elementsOf(started.page, 'a').map((a) => a.href)).toContain('https://partner.example/');
+    expect(text).toContain('Made by owner@partner.example');
+    expect(text).toContain(SCOPE_DESCRIPTIONS['caches:read']);
+    expect(text).toContain(SCOPE_DESCRIPTIONS['metrics:read']);
+    expect(text).not.toContain(SCOPE_DESCRIPTIONS['cacheRules:read']);
+    expect(text).toContain('Signed in as ada@example.com');
+  });
+
+  it("offers each of the user's workspaces as one radio choice, none chosen for them", async () => {
+    const { page } = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const radios = workspaceRadios(page);
+    expect(radios.map((r) => r.value).sort()).toEqual([personal.id, team.id].sort());
+    expect(radios.filter((r) => 'checked' in r)).toEqual([]);
+    expect(textOf(page)).toContain('Acme Team');
+    expect(textOf(page)).toContain(personal.name);
+  });
+
+  it('preselects the workspace the partner hints at by slug', async () => {
+    const { page } = await startAuthorization(url, user, partner, {
+      scope: 'caches:read',
+      extra: { workspace: team.slug },
+    });
+    const checked = workspaceRadios(page).filter((r) => 'checked' in r);
+    expect(checked.map((r) => r.value)).toEqual([team.id]);
+  });
+
+  it('asks again, with 422, when Allow is posted without a workspace', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const before = await codesIssued();
+    const refused = await submitConsent(url, user, started.page, {});
+    expect(refused.status).toBe(422);
+    const again = await refused.text();
+    expect(textOf(again)).toContain('Choose the workspace this app may access.');
+    expect(await codesIssued()).toBe(before);
+
+    const allowed = await submitConsent(url, user, again, { workspace: team.id });
+    const callback = await followToCallback(url, user, allowed);
+    expect(callback.searchParams.get('code')).toBeTruthy();
+    expect(callback.searchParams.get('state')).toBe(started.state);
+  });
+
+  it('sends a denial back to the app as access_denied with the state', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const denied = await submitConsent(url, user, started.page, { decision: 'deny' });
+    const callback = await followToCallback(url, user, denied);
+    expect(`${callback.origin}${callback.pathname}`).toBe(partner.redirectUri);
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('state')).toBe(started.state);
+    expect(callback.searchParams.get('iss')).toBe(url);
+    expect(callback.searchParams.has('code')).toBe(false);
+  });
+
+  it('cannot be framed by another site', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const csp = started.response.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("frame-ancestors 'none'");
+  });
+
+  it('refuses a consent post without the CSRF token and issues no code', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const before = await codesIssued();
+    const forged = await submitConsent(url, user, started.page, {
+      workspace: personal.id,
+      csrf: null,
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get('location')).toBeNull();
+    expect(await codesIssued()).toBe(before);
+  });
+
+  it('shows a signed-out user our log-in form, refuses a wrong password and keeps the email', async () => {
+    const visitor = new CookieFetch();
+    const started = await startAuthorization(url, visitor, partner, { scope: 'caches:read' });
+    expect(started.response.status).toBe(200);
+    expect(textOf(started.page)).toContain('Log in to continue to Partner Analytics');
+    const action = formAction(started.page, '/login');
+    expect(action).toMatch(/^\/oauth2\/interaction\/[^/]+\/login$/);
+
+    const wrong = await visitor.postForm(`${url}${action}`, {
+      _csrf: csrfIn(started.page),
+      email: 'ada@example.com',
+      password: 'not the password',
+    });
+    expect(wrong.status).toBe(401);
+    const retry = await wrong.text();
+    expect(textOf(retry)).toContain('The email or password is incorrect.');
+    const email = elementsOf(retry, 'input').find((input) => input.name === 'email');
+    expect(email?.value).toBe('ada@example.com');
+    expect(formAction(retry, '/login')).toBe(action);
+
+    const right = await visitor.postForm(`${url}${action}`, {
+      _csrf: csrfIn(retry),
+      email: 'ada@example.com',
+      password: 'correct horse battery',
+    });
+    expect(right.status).toBe(303);
+    const consent = await visitor.follow(
+      new URL(right.headers.get('location')!, url).toString(),
+      `${url}/`,
+    );
+    const consentPage = await consent.response.text();
+    expect(textOf(consentPage)).toContain(
+      'Partner Analytics wants to access your Edgegate workspace',
+    );
+    const callback = await followToCallback(
+      url,
+      visitor,
+      await submitConsent(url, visitor, consentPage, { workspace: personal.id }),
+    );
+    expect(callback.searchParams.get('code')).toBeTruthy();
+  });
+
+  it.each([
+    ['an API scope', 'caches:read caches:write'],
+    ['offline_access', 'caches:read offline_access'],
+  ])('refuses an app asking for %s it is not allowed, with invalid_scope', async (_, scope) => {
+    const started = await startAuthorization(url, user, partner, { scope });
+    expect(started.leftTo, 'a redirect back to the app, not our consent page').toBeDefined();
+    expect(`${started.leftTo!.origin}${started.leftTo!.pathname}`).toBe(partner.redirectUri);
+    expect(started.leftTo!.searchParams.get('error')).toBe('invalid_scope');
+    expect(started.leftTo!.searchParams.get('state')).toBe(started.state);
+  });
+});
