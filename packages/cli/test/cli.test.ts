@@ -145,15 +145,17 @@ describe('edgegate CLI', () => {
     ]);
     expect(human.stdout).toMatch(/^Created user two@example.com \(usr_\w+\) with workspace/);
     const migrate = await edgegate(['migrate', '--data-dir', dataDir, '--json']);
-    expect(JSON.parse(migrate.stdout)).toEqual({ migrations: ['0001-foundation', '0002-oauth'] });
+    expect(JSON.parse(migrate.stdout)).toEqual({
+      migrations: ['0001-foundation', '0002-oauth', '0003-api'],
+    });
   });
 
   it('works against Postgres with DATABASE_URL', async () => {
     const database = await createTestDatabase();
     try {
       const env = { DATABASE_URL: database.url };
-      expect((await edgegate(['migrate'], env)).stdout).toContain(
-        'Store is up to date (2 migrations applied).',
+      expect((await edgegate(['migrate'], env)).stdout).toMatch(
+        /^Store is up to date \(\d+ migrations applied\)\./,
       );
       const user = await edgegate(
         ['users', 'create', '--email', 'pg@example.com', '--password', 'long enough pw', '--json'],

@@ -4,3 +4,5 @@ export * from './workspace.ts';
 export * from './account.ts';
 export * from './scopes.ts';
 export * from './oauth-app.ts';
+export * from './api/index.ts';
+export * from './connection-string.ts';

@@ -22,6 +22,7 @@ import { createProvider, type EdgegateProvider } from './oauth/provider.ts';
 import { mountProvider } from './oauth/mount.ts';
 import { registerInteractionRoutes } from './oauth/interactions.ts';
 import { createLoginThrottle } from './services/login-throttle.ts';
+import { startHousekeeping } from './services/housekeeping.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
 
 declare module 'fastify' {
@@ -33,7 +34,20 @@ declare module 'fastify' {
 
 export interface AppDeps {
   config: Pick<Config, 'publicUrl' | 'secret'> &
-    Partial<Pick<Config, 'trustProxy' | 'accessTokenTtlSeconds'>>;
+    Partial<
+      Pick<
+        Config,
+        | 'trustProxy'
+        | 'accessTokenTtlSeconds'
+        | 'originPrivate'
+        | 'apiRateLimit'
+        | 'edgeHost'
+        | 'edgePgPort'
+        | 'edgeMysqlPort'
+      >
+    >;
+  /** Tests resolve origin hostnames without DNS. */
+  resolveOrigin?: (hostname: string) => Promise<string[]>;
   store: Store;
   logger: Logger;
   rateLimitStore?: RateLimitStore;
@@ -44,6 +58,7 @@ export async function buildApp({
   store,
   logger,
   rateLimitStore,
+  resolveOrigin,
 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -54,6 +69,8 @@ export async function buildApp({
     trustProxy: toFastifyTrustProxy(config.trustProxy ?? false),
   });
   const db = store.db;
+  const stopHousekeeping = startHousekeeping(db, app.log);
+  app.addHook('onClose', async () => stopHousekeeping());
   const publicOrigin = new URL(config.publicUrl).origin;
 
   registerProblemHandler(app);
@@ -87,7 +104,19 @@ export async function buildApp({
   app.decorate('oauth', oauth);
   mountProvider(app, oauth.provider);
   registerInteractionRoutes(app, { db, throttle, ...oauth });
-  await registerV1Routes(app, db);
+  await registerV1Routes(app, {
+    db,
+    originPolicy: {
+      privateRanges: config.originPrivate ?? 'allow',
+      ...(resolveOrigin ? { resolve: resolveOrigin } : {}),
+    },
+    edge: {
+      host: config.edgeHost ?? 'localhost',
+      pgPort: config.edgePgPort ?? 6432,
+      mysqlPort: config.edgeMysqlPort ?? 6033,
+    },
+    rateLimitPerMinute: config.apiRateLimit ?? 1200,
+  });
   return app;
 }
 

@@ -79,6 +79,20 @@ export const settings = {
       .default(3600),
     help: 'Lifetime of OAuth access tokens, in seconds',
   },
+  ORIGIN_PRIVATE: {
+    flag: 'origin-private',
+    schema: z.enum(['allow', 'deny'], { error: 'must be allow or deny' }).default('allow'),
+    help: 'Whether caches may point at loopback and private-range origins (deny for multi-tenant hosting)',
+  },
+  API_RATE_LIMIT: {
+    flag: 'api-rate-limit',
+    schema: z.coerce
+      .number({ error: 'must be a number of requests' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .default(1200),
+    help: 'API requests per minute per credential (429 with Retry-After beyond)',
+  },
   TRUST_PROXY: {
     flag: 'trust-proxy',
     schema: z
@@ -113,6 +127,8 @@ export interface Config {
   secretSource: 'environment' | 'generated' | 'data-dir';
   trustProxy: boolean | number | string;
   accessTokenTtlSeconds: number;
+  originPrivate: 'allow' | 'deny';
+  apiRateLimit: number;
   logLevel: string;
 }
 
@@ -158,6 +174,8 @@ export function parseConfig(
     secret: v.EDGEGATE_SECRET,
     trustProxy: parseTrustProxy(v.TRUST_PROXY),
     accessTokenTtlSeconds: v.OAUTH_ACCESS_TOKEN_TTL,
+    originPrivate: v.ORIGIN_PRIVATE,
+    apiRateLimit: v.API_RATE_LIMIT,
     logLevel: v.LOG_LEVEL,
   };
 }

@@ -31,7 +31,10 @@ export async function startServer(
     const migrations = await listAppliedMigrations(store.db);
     const app = await buildApp({ config, store, logger });
     await app.listen({ port: config.port, host: config.host });
-    const admin = await startAdminSocket(config.dataDir, store.db, logger, { migrations });
+    // With Postgres the CLI reaches the store itself; the socket serves the embedded store only.
+    const admin = config.databaseUrl
+      ? undefined
+      : await startAdminSocket(config.dataDir, store.db, logger, { migrations });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -52,7 +55,7 @@ export async function startServer(
           // Keep-alive sockets that finish a request while we wait become idle; close them then.
           const sweeper = setInterval(() => app.server.closeIdleConnections(), 100);
           try {
-            await Promise.all([app.close(), admin.close()]);
+            await Promise.all([app.close(), admin?.close()]);
           } finally {
             clearTimeout(deadline);
             clearInterval(sweeper);

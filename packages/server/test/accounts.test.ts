@@ -5,6 +5,7 @@ import type { Store } from '../src/db/store.ts';
 import { openTestStore, storeKinds } from './helpers/stores.ts';
 import { buildTestApp } from './helpers/app.ts';
 import { ConsoleClient, csrfTokenOf } from './helpers/console-client.ts';
+import { LOGIN_LIMITS } from '../src/services/login-throttle.ts';
 
 describe.each(storeKinds)('accounts on %s', (kind) => {
   let store: Store;
@@ -132,6 +133,25 @@ describe.each(storeKinds)('accounts on %s', (kind) => {
       next: '//evil.example.com/',
     });
     expect(evil.headers.location).toBe('/workspaces');
+    for (const next of [
+      '/\t/evil.example',
+      '/\n/evil.example',
+      '/\\evil.example',
+      '/%09/evil.example',
+      'https://evil.example/',
+      '/\u0000x',
+    ]) {
+      const tricky = await new ConsoleClient(app).post('/login', {
+        email: 'next@example.com',
+        password: 'correct horse battery',
+        next,
+      });
+      const location = tricky.headers.location as string;
+      expect(new URL(location, 'https://edgegate.example').origin, JSON.stringify(next)).toBe(
+        'https://edgegate.example',
+      );
+      expect(location).not.toMatch(/[\t\n\\]/);
+    }
   });
 
   it('rejects forms without a valid CSRF token or from another origin', async () => {
@@ -185,9 +205,24 @@ describe.each(storeKinds)('accounts on %s', (kind) => {
     expect(blocked.body).toContain('Too many failed log-in attempts');
   });
 
+  it('counts parallel guesses too: a burst cannot outrun the limit', async () => {
+    await new ConsoleClient(app).signUp('burst@example.com');
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        new ConsoleClient(app, { ip: `10.3.0.${i}` }).logIn(
+          'burst@example.com',
+          `guess ${i} guess`,
+        ),
+      ),
+    );
+    const codes = results.map((r) => r.statusCode);
+    expect(codes.filter((c) => c === 401)).toHaveLength(LOGIN_LIMITS.perAccount);
+    expect(codes.filter((c) => c === 429)).toHaveLength(12 - LOGIN_LIMITS.perAccount);
+  });
+
   it('throttles one address spraying many accounts', async () => {
     const ip = '10.2.0.1';
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < LOGIN_LIMITS.perIp; i++) {
       const r = await new ConsoleClient(app, { ip }).logIn(
         `nobody${i}@example.com`,
         'whatever whatever',

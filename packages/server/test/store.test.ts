@@ -20,7 +20,11 @@ describe.each(storeKinds)('store on %s', (kind) => {
   });
 
   it('applies every migration, and running them again changes nothing', async () => {
-    expect(await listAppliedMigrations(store.db)).toEqual(['0001-foundation', '0002-oauth']);
+    expect(await listAppliedMigrations(store.db)).toEqual([
+      '0001-foundation',
+      '0002-oauth',
+      '0003-api',
+    ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);
     const tables = await sql<{ table_name: string }>`

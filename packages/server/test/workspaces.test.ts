@@ -5,6 +5,7 @@ import type { Store } from '../src/db/store.ts';
 import { openTestStore, storeKinds } from './helpers/stores.ts';
 import { buildTestApp } from './helpers/app.ts';
 import { ConsoleClient } from './helpers/console-client.ts';
+import { createWorkspace } from '../src/services/workspaces.ts';
 
 function invitationPath(html: string): string {
   const match = /data-testid="secret">http:\/\/localhost:8080(\/invite\/[^<]+)</.exec(html);
@@ -75,6 +76,39 @@ describe.each(storeKinds)('workspaces on %s', (kind) => {
     const second = await b.post('/workspaces', { name: 'Same Name' });
     expect(first.headers.location).toBe('/w/same-name');
     expect(second.headers.location).toMatch(/^\/w\/same-name-[a-z0-9]{6}$/);
+  });
+
+  it('gives two workspaces created at the same moment with one name each their own slug', async () => {
+    const client = new ConsoleClient(app);
+    await client.signUp(`race${kind}@example.com`);
+    const userId = (
+      await store.db
+        .selectFrom('users')
+        .select('id')
+        .where('email', '=', `race${kind}@example.com`)
+        .executeTakeFirstOrThrow()
+    ).id;
+    const made = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        createWorkspace(store.db, userId, { name: `Simultaneous ${kind}` }),
+      ),
+    );
+    expect(new Set(made.map((w) => w.slug)).size).toBe(4);
+  });
+
+  it('shows a one-time invitation link only to the session that created it', async () => {
+    const { admin, base } = await team();
+    await admin.post(
+      `${base}/invitations`,
+      { role: 'member', expiresInHours: '72' },
+      { from: base },
+    );
+    const flash = admin.cookies.get('eg_flash');
+    const stranger = new ConsoleClient(app);
+    await stranger.signUp(`stranger${n}@example.com`);
+    stranger.cookies.set('eg_flash', flash!);
+    expect((await stranger.get('/workspaces')).body).not.toContain('data-testid="secret"');
+    expect((await admin.get(base)).body).toContain('data-testid="secret"');
   });
 
   it('refuses an empty workspace name with a clear message', async () => {

@@ -1,7 +1,7 @@
 // The admin socket: a running server answers operator commands over a Unix socket in DATA_DIR,
 // so `edgegate users create` works while PGlite is held by that server. Access is the file's
 // permissions (0600, owner only), like the Docker or PostgreSQL sockets.
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -37,7 +37,12 @@ export async function startAdminSocket(
     reply.code(201).send(await createApp(db, request.body as Parameters<typeof createApp>[1])),
   );
   rmSync(path, { force: true });
-  await app.listen({ path });
-  chmodSync(path, 0o600);
+  // Created owner-only from the start: no moment where another user could connect.
+  const umask = process.umask(0o077);
+  try {
+    await app.listen({ path });
+  } finally {
+    process.umask(umask);
+  }
   return app;
 }

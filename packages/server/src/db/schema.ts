@@ -122,6 +122,79 @@ export interface OAuthPayloadsTable {
   consumed_at: NullableTimestamp;
 }
 
+export interface CachesTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  description: string;
+  type: 'postgres' | 'mysql' | 'mariadb' | 'mssql';
+  hostname: string;
+  port: number;
+  default_mode: 'auto' | 'manual' | 'off';
+  default_ttl_seconds: number;
+  origin_tls: 'disable' | 'prefer' | 'require';
+  version: Generated<number>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt | Timestamp;
+}
+
+export interface CacheRulesTable {
+  id: string;
+  cache_id: string;
+  kind: 'table' | 'template' | 'query';
+  key: string;
+  sql: string | null;
+  mode: 'auto' | 'manual' | 'off';
+  ttl_seconds: number | null;
+  transaction_policy: 'never' | 'untilWrite';
+  version: Generated<number>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt | Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  workspace_id: string;
+  user_id: string;
+  name: string;
+  prefix: string;
+  token_hash: string;
+  scopes: string[];
+  cache_ids: string[] | null;
+  created_by_client_id: string | null;
+  expires_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+  created_at: CreatedAt;
+}
+
+export interface ServiceTokensTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  token_hash: string;
+  created_by: string | null;
+  expires_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+  created_at: CreatedAt;
+}
+
+export interface ServiceTokenAccessesTable {
+  token_id: string;
+  scope: string;
+  cache_id: string | null;
+}
+
+export interface IdempotencyKeysTable {
+  credential: string;
+  key: string;
+  request_hash: string;
+  status: number | null;
+  headers: ColumnType<Record<string, string> | null, string | null, string | null>;
+  body: string | null;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   users: UsersTable;
   workspaces: WorkspacesTable;
@@ -134,6 +207,12 @@ export interface Database {
   oauth_grants: OAuthGrantsTable;
   oauth_tokens: OAuthTokensTable;
   oauth_payloads: OAuthPayloadsTable;
+  caches: CachesTable;
+  cache_rules: CacheRulesTable;
+  api_keys: ApiKeysTable;
+  service_tokens: ServiceTokensTable;
+  service_token_accesses: ServiceTokenAccessesTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -141,3 +220,5 @@ export type NewUser = Insertable<UsersTable>;
 export type WorkspaceRow = Selectable<WorkspacesTable>;
 export type Invitation = Selectable<InvitationsTable>;
 export type OAuthApp = Selectable<OAuthAppsTable>;
+export type CacheRow = Selectable<CachesTable>;
+export type CacheRuleRow = Selectable<CacheRulesTable>;

@@ -62,11 +62,20 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
     return hmac(csrfKey, `anon:${anon}`);
   });
 
+  /** A flash (which may carry a one-time secret) is shown only to the session that caused it. */
+  const owner = (request: FastifyRequest) =>
+    hmac(
+      csrfKey,
+      `flash:${request.sessionToken ?? request.cookies[ANON_COOKIE] ?? (request as AnonCarrier).newAnon ?? ''}`,
+    );
+
   app.decorateRequest('takeFlash', function (this: FastifyRequest) {
     const sealed = this.cookies[FLASH_COOKIE];
     if (!sealed) return undefined;
     (this as FlashCarrier).flashTaken = true;
-    return openFlash(flashKey, sealed);
+    const opened = openFlash(flashKey, sealed);
+    if (!opened || !safeEqual(opened.owner, owner(this))) return undefined;
+    return opened.flash;
   });
 
   app.decorateReply('startSession', function (this: FastifyReply, token: string) {
@@ -76,7 +85,14 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
     return this.clearCookie(SESSION_COOKIE, cookieBase);
   });
   app.decorateReply('flash', function (this: FastifyReply, flash: Flash) {
-    return this.setCookie(FLASH_COOKIE, sealFlash(flashKey, flash), { ...cookieBase, maxAge: 120 });
+    return this.setCookie(
+      FLASH_COOKIE,
+      sealFlash(flashKey, { flash, owner: owner(this.request) }),
+      {
+        ...cookieBase,
+        maxAge: 120,
+      },
+    );
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -154,14 +170,19 @@ function requestOrigin(request: FastifyRequest): string {
   return `${request.protocol}://${request.host}`;
 }
 
-function sealFlash(key: Buffer, flash: Flash): string {
+interface SealedFlash {
+  flash: Flash;
+  owner: string;
+}
+
+function sealFlash(key: Buffer, flash: SealedFlash): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   const body = Buffer.concat([cipher.update(JSON.stringify(flash), 'utf8'), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
 }
 
-function openFlash(key: Buffer, sealed: string): Flash | undefined {
+function openFlash(key: Buffer, sealed: string): SealedFlash | undefined {
   try {
     const raw = Buffer.from(sealed, 'base64url');
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
@@ -169,7 +190,7 @@ function openFlash(key: Buffer, sealed: string): Flash | undefined {
     const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString(
       'utf8',
     );
-    return JSON.parse(text) as Flash;
+    return JSON.parse(text) as SealedFlash;
   } catch {
     return undefined;
   }

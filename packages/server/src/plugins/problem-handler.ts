@@ -25,10 +25,15 @@ function toProblem(error: FastifyError | Problem | Error): Problem {
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     const errors = fastifyError.validation.map((v) => ({
-      path: (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.') || '(body)',
+      path: (v.instancePath || '').replace(/^\//, '').replace(/\//g, '.') || '(root)',
       message: v.message ?? 'is invalid',
     }));
-    return new Problem('validation_failed', 422, fastifyError.message, { errors });
+    const where = fastifyError.validationContext ?? 'body';
+    const detail = errors
+      .map((e) => `${where === 'body' ? '' : `${where} `}${e.path}: ${e.message}`)
+      .join('; ');
+    // A body that parses but breaks the rules is unprocessable; a bad URL or query is a bad request.
+    return new Problem('validation_failed', where === 'body' ? 422 : 400, detail, { errors });
   }
   const status = fastifyError.statusCode;
   if (status && status >= 400 && status < 500) {

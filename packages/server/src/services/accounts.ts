@@ -54,20 +54,18 @@ export async function signUp(db: Db, input: SignUpInput): Promise<SignUpResult> 
   }
 }
 
-/** Checks a password log-in; failures are counted and say nothing about which part was wrong. */
+/** Checks a password log-in; attempts are counted, and a failure never says which part was wrong. */
 export async function logIn(
   db: Db,
   throttle: LoginThrottle,
   attempt: { email: string; password: string; ip: string },
 ): Promise<User> {
   const email = attempt.email.trim().toLowerCase();
-  await throttle.assertAllowed(email, attempt.ip);
+  await throttle.attempt(email, attempt.ip);
   const user = email ? await findUserByEmail(db, email) : undefined;
   const ok = await verifyPassword(attempt.password, user?.password_hash ?? (await decoyHash()));
-  if (!user || !ok) {
-    await throttle.recordFailure(email, attempt.ip);
+  if (!user || !ok)
     throw new Problem('auth.invalid_credentials', 401, 'The email or password is incorrect.');
-  }
   await throttle.recordSuccess(email);
   return user;
 }

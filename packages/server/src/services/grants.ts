@@ -7,16 +7,7 @@ import {
 } from '../db/queries/oauth-store.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
-
-/** Listeners told when grants die, so caches of resolved bearer tokens forget them at once. */
-const revocationListeners = new Set<() => void>();
-export function onGrantsRevoked(listener: () => void): () => void {
-  revocationListeners.add(listener);
-  return () => revocationListeners.delete(listener);
-}
-export function grantsRevoked() {
-  for (const listener of revocationListeners) listener();
-}
+import { credentialsRevoked } from './revocation-events.ts';
 
 /** Deletes the grant and every token and device code issued under it. */
 export async function destroyGrant(db: Db, grantId: string): Promise<void> {
@@ -25,7 +16,7 @@ export async function destroyGrant(db: Db, grantId: string): Promise<void> {
     await deletePayloadsOfGrant(tx, 'DeviceCode', grantId);
     await deleteGrant(tx, grantId);
   });
-  grantsRevoked();
+  credentialsRevoked();
 }
 
 export async function bindGrantToWorkspace(

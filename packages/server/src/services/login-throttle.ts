@@ -4,15 +4,18 @@ import type { RateLimitStore } from './rate-limit.ts';
 
 export const LOGIN_LIMITS = {
   windowMs: 15 * 60_000,
-  /** Failures one account may see in a window: stops guessing one person's password. */
+  /** Attempts on one account in a window (a success starts it again): stops guessing one password. */
   perAccount: 5,
-  /** Failures one address may cause in a window: stops spraying many accounts. */
-  perIp: 20,
+  /** Attempts from one address in a window: stops spraying many accounts. */
+  perIp: 30,
 };
 
 export interface LoginThrottle {
-  assertAllowed(email: string, ip: string): Promise<void>;
-  recordFailure(email: string, ip: string): Promise<void>;
+  /**
+   * Counts this attempt before the password is checked, so parallel guesses are counted too,
+   * and refuses it when the account or the address is over its limit.
+   */
+  attempt(email: string, ip: string): Promise<void>;
   recordSuccess(email: string): Promise<void>;
 }
 
@@ -30,19 +33,13 @@ export function createLoginThrottle(store: RateLimitStore, limits = LOGIN_LIMITS
     );
   };
   return {
-    async assertAllowed(email, ip) {
+    async attempt(email, ip) {
       const [account, address] = await Promise.all([
-        store.peek(accountKey(email)),
-        store.peek(ipKey(ip)),
-      ]);
-      if (account && account.count >= limits.perAccount) throw refuse(account.resetAt);
-      if (address && address.count >= limits.perIp) throw refuse(address.resetAt);
-    },
-    async recordFailure(email, ip) {
-      await Promise.all([
         store.hit(accountKey(email), limits.windowMs),
         store.hit(ipKey(ip), limits.windowMs),
       ]);
+      if (account.count > limits.perAccount) throw refuse(account.resetAt);
+      if (address.count > limits.perIp) throw refuse(address.resetAt);
     },
     async recordSuccess(email) {
       await store.reset(accountKey(email));

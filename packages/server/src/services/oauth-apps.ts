@@ -23,7 +23,7 @@ import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import { newId, newSecret, randomBase62, sha256 } from './crypto.ts';
 import { parseInput } from './validation.ts';
-import { grantsRevoked } from './grants.ts';
+import { credentialsRevoked } from './revocation-events.ts';
 
 export type AppOwner =
   { kind: 'user'; userId: string } | { kind: 'workspace'; workspaceSlug: string };
@@ -231,5 +231,5 @@ export async function deleteApp(db: Db, actorId: string, appId: string): Promise
     });
   });
   appChanged(app.client_id);
-  grantsRevoked();
+  credentialsRevoked();
 }

@@ -11,7 +11,7 @@ export interface RateLimitStore {
   reset(key: string): Promise<void>;
 }
 
-/** Counters in this process; the Redis store shares them across nodes when REDIS_URL is set. */
+/** Counters in this process: each node throttles on its own until the shared tier (Redis) lands. */
 export function createMemoryRateLimitStore(now: () => number = Date.now): RateLimitStore {
   const windows = new Map<string, WindowCount>();
   let sweptAt = now();

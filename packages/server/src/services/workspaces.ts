@@ -13,7 +13,6 @@ import {
   findWorkspaceBySlugForMember,
   insertMembership,
   insertWorkspace,
-  listMembers,
   lockMemberships,
   renameWorkspace as renameWorkspaceRow,
   slugExists,
@@ -28,7 +27,7 @@ import {
 } from '../db/queries/invitations.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { deleteGrantsOfMember } from '../db/queries/oauth-store.ts';
-import { grantsRevoked } from './grants.ts';
+import { credentialsRevoked } from './revocation-events.ts';
 import { Problem } from '../problem.ts';
 import { newId, newSecret, randomBase62, sha256 } from './crypto.ts';
 import { parseInput } from './validation.ts';
@@ -46,29 +45,28 @@ export function slugify(name: string): string {
   return base || 'workspace';
 }
 
-async function uniqueSlug(db: Db, name: string): Promise<string> {
-  const base = slugify(name);
-  if (!(await slugExists(db, base))) return base;
-  for (;;) {
-    const candidate = `${base}-${randomBase62(6).toLowerCase()}`;
-    if (!(await slugExists(db, candidate))) return candidate;
-  }
-}
-
 export async function createWorkspaceWithAdmin(
   db: Db,
   userId: string,
   name: string,
   options: { personal?: boolean } = {},
 ): Promise<WorkspaceRow> {
-  const workspace = await insertWorkspace(db, {
-    id: newId('ws'),
-    name,
-    slug: await uniqueSlug(db, name),
-    personalFor: options.personal ? userId : null,
-  });
-  await insertMembership(db, workspace.id, userId, 'admin');
-  return workspace;
+  const base = slugify(name);
+  // A taken slug gets a random suffix. The insert skips a conflicting slug instead of failing,
+  // so two people creating "Acme" at once both succeed, even inside a transaction.
+  for (let attempt = 0; ; attempt++) {
+    const slug = attempt === 0 ? base : `${base}-${randomBase62(6).toLowerCase()}`;
+    if (attempt === 0 && (await slugExists(db, slug))) continue;
+    const workspace = await insertWorkspace(db, {
+      id: newId('ws'),
+      name,
+      slug,
+      personalFor: options.personal ? userId : null,
+    });
+    if (!workspace) continue;
+    await insertMembership(db, workspace.id, userId, 'admin');
+    return workspace;
+  }
 }
 
 export async function createWorkspace(
@@ -133,11 +131,6 @@ export async function renameWorkspace(
       data: { from: workspace.name, to: name },
     });
   });
-}
-
-export async function getMembers(db: Db, userId: string, slug: string) {
-  const workspace = await getWorkspaceForMember(db, slug, userId);
-  return listMembers(db, workspace.id);
 }
 
 export interface CreatedInvitation {
@@ -282,5 +275,5 @@ export async function removeMember(db: Db, actorId: string, slug: string, target
       target: targetUserId,
     });
   });
-  grantsRevoked();
+  credentialsRevoked();
 }

@@ -5,11 +5,34 @@ import type { Store } from '../../src/db/store.ts';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
-export async function buildTestApp(store: Store, options: { publicUrl?: string } = {}) {
+/** Origins tests may name: public ones resolve to a documentation address, as DNS would. */
+export async function testResolver(hostname: string): Promise<string[]> {
+  const fixed: Record<string, string[]> = {
+    'db.example.com': ['203.0.113.10'],
+    'metadata.example.com': ['169.254.169.254'],
+    'internal.example.com': ['10.0.0.5'],
+    localhost: ['127.0.0.1'],
+  };
+  const answer = fixed[hostname];
+  if (!answer)
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+  return answer;
+}
+
+export async function buildTestApp(
+  store: Store,
+  options: { publicUrl?: string; originPrivate?: 'allow' | 'deny'; apiRateLimit?: number } = {},
+) {
   const app = await buildApp({
-    config: { publicUrl: options.publicUrl ?? 'http://localhost:8080', secret: TEST_SECRET },
+    config: {
+      publicUrl: options.publicUrl ?? 'http://localhost:8080',
+      secret: TEST_SECRET,
+      originPrivate: options.originPrivate ?? 'allow',
+      apiRateLimit: options.apiRateLimit ?? 10_000,
+    },
     store,
     logger: pino({ level: 'silent' }),
+    resolveOrigin: testResolver,
   });
   await app.ready();
   return app;

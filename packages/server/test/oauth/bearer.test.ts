@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
 import { sha256 } from '../../src/services/crypto.ts';
 import { registerProblemHandler } from '../../src/plugins/problem-handler.ts';
-import { requireBearer, requireScope } from '../../src/plugins/bearer-auth.ts';
+import { requireCredential, requireScope } from '../../src/plugins/credential-auth.ts';
 import { openTestStore } from '../helpers/stores.ts';
 import { startListeningApp } from '../helpers/listening-app.ts';
 import type { CookieFetch } from '../helpers/browserless.ts';
@@ -43,7 +43,7 @@ describe('bearer authentication', () => {
     resourceServer = Fastify();
     registerProblemHandler(resourceServer);
     await resourceServer.register(async (api) => {
-      requireBearer(api, store.db);
+      requireCredential(api, store.db);
       api.get('/caches', async (request) => ({
         workspaceId: requireScope(request, 'caches:read').workspaceId,
       }));

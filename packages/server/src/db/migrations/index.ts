@@ -3,6 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import { foundation } from './0001-foundation.ts';
 import { oauth } from './0002-oauth.ts';
+import { api } from './0003-api.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
@@ -10,6 +11,7 @@ export type MigrationStatements = readonly string[];
 const migrations: Record<string, MigrationStatements> = {
   '0001-foundation': foundation,
   '0002-oauth': oauth,
+  '0003-api': api,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -13,10 +13,11 @@ export interface Member {
   joinedAt: Date;
 }
 
+/** The new workspace, or undefined when its slug is taken (nothing is written then). */
 export async function insertWorkspace(
   db: Db,
   workspace: { id: string; name: string; slug: string; personalFor: string | null },
-): Promise<WorkspaceRow> {
+): Promise<WorkspaceRow | undefined> {
   return db
     .insertInto('workspaces')
     .values({
@@ -25,8 +26,9 @@ export async function insertWorkspace(
       slug: workspace.slug,
       personal_for: workspace.personalFor,
     })
+    .onConflict((oc) => oc.column('slug').doNothing())
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 export async function slugExists(db: Db, slug: string): Promise<boolean> {

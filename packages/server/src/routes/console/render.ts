@@ -31,17 +31,25 @@ export function formValue(body: unknown, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** Only same-site absolute paths, so `next` can never send someone to another site. */
+/**
+ * Only a path on this site, so `next` can never send someone elsewhere: control characters and
+ * backslashes (which browsers strip or turn into slashes) are refused, and the value must resolve
+ * to our own origin.
+ */
 export function safeNext(next: unknown, fallback: string): string {
-  if (
-    typeof next !== 'string' ||
-    !next.startsWith('/') ||
-    next.startsWith('//') ||
-    next.includes('\\')
-  ) {
+  if (typeof next !== 'string' || next.length > 2000 || !next.startsWith('/')) return fallback;
+  // Browsers drop tabs and newlines from URLs and read a backslash as a slash.
+  if ([...next].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || c === '\\'))
+    return fallback;
+  const base = 'http://edgegate.invalid';
+  let url: URL;
+  try {
+    url = new URL(next, base);
+  } catch {
     return fallback;
   }
-  return next;
+  if (url.origin !== base) return fallback;
+  return url.pathname + url.search + url.hash;
 }
 
 export function fieldErrors(problem: Problem): FieldErrors {

@@ -1,18 +1,103 @@
-// The /v1 API: every route behind bearer authentication, errors as problem+json.
+// The /v1 API: the routing table, behind credential authentication, per-credential rate limits
+// and Idempotency-Key handling; the OpenAPI document and its docs page are generated from it.
 import type { FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { Db } from '../../db/store.ts';
-import { requireBearer } from '../../plugins/bearer-auth.ts';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { Problem } from '../../problem.ts';
+import { requireCredential } from '../../plugins/credential-auth.ts';
+import { registerIdempotency } from '../../plugins/idempotency.ts';
+import type { V1Deps } from './support/deps.ts';
 import { registerGetWorkspace } from './workspace/get-workspace.ts';
+import { registerGetCaches } from './caches/get-caches.ts';
+import { registerPostCache } from './caches/post-cache.ts';
+import { registerGetCache } from './caches/get-cache.ts';
+import { registerPatchCache } from './caches/patch-cache.ts';
+import { registerDeleteCache } from './caches/delete-cache.ts';
 
-export async function registerV1Routes(app: FastifyInstance, db: Db) {
+export interface V1Options extends V1Deps {
+  /** Requests per minute per credential. */
+  rateLimitPerMinute: number;
+}
+
+const ROUTES = [
+  registerGetWorkspace,
+  registerGetCaches,
+  registerPostCache,
+  registerGetCache,
+  registerPatchCache,
+  registerDeleteCache,
+];
+
+export async function registerV1Routes(app: FastifyInstance, options: V1Options) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Edgegate API',
+        version: '1.0.0',
+        description:
+          'Manage caches, cache rules, connection strings and machine credentials. Errors are RFC 9457 problem+json.',
+      },
+      servers: [{ url: '/' }],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'OAuth access token or API key (egk_…)',
+          },
+          basic: { type: 'http', scheme: 'basic', description: 'email:API key' },
+          serviceToken: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'Authorization',
+            description: '<service token id>:<token>',
+          },
+        },
+      },
+      security: [{ bearer: [] }, { basic: [] }, { serviceToken: [] }],
+    },
+    hideUntagged: true,
+    transform: jsonSchemaTransform,
+  });
+
   await app.register(
     async (v1) => {
       v1.setValidatorCompiler(validatorCompiler);
       v1.setSerializerCompiler(serializerCompiler);
-      requireBearer(v1, db);
-      registerGetWorkspace(v1);
+      requireCredential(v1, options.db);
+      await v1.register(rateLimit, {
+        hook: 'preHandler',
+        max: options.rateLimitPerMinute,
+        timeWindow: '1 minute',
+        keyGenerator: (request) =>
+          request.principal
+            ? `${request.principal.kind}:${request.principal.credentialId}`
+            : request.ip,
+        errorResponseBuilder: (_request, context) =>
+          new Problem(
+            'rate_limited',
+            429,
+            `Too many requests for this credential: at most ${context.max} a minute. Retry after ${Math.ceil(context.ttl / 1000)} s.`,
+            { headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) } },
+          ),
+      });
+      registerIdempotency(v1, options.db);
+      for (const register of ROUTES) register(v1, options);
     },
     { prefix: '/v1' },
   );
+
+  app.get('/v1/openapi.json', { logLevel: 'warn' }, async () => app.swagger());
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { url: '/v1/openapi.json' },
+    staticCSP: true,
+  });
 }

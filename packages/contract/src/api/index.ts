@@ -1,0 +1,4 @@
+// The /v1 API's request and response schemas.
+export * from './pagination.ts';
+export * from './caches.ts';
+export * from './credentials.ts';

@@ -1,0 +1,120 @@
+// SQL for caches; every read is scoped to a workspace.
+import type { Db } from '../store.ts';
+import type { CacheRow } from '../schema.ts';
+
+export interface NewCache {
+  id: string;
+  workspaceId: string;
+  name: string;
+  description: string;
+  type: CacheRow['type'];
+  hostname: string;
+  port: number;
+  defaultMode: CacheRow['default_mode'];
+  defaultTtlSeconds: number;
+  originTls: CacheRow['origin_tls'];
+}
+
+export async function insertCache(db: Db, cache: NewCache): Promise<CacheRow> {
+  return db
+    .insertInto('caches')
+    .values({
+      id: cache.id,
+      workspace_id: cache.workspaceId,
+      name: cache.name,
+      description: cache.description,
+      type: cache.type,
+      hostname: cache.hostname,
+      port: cache.port,
+      default_mode: cache.defaultMode,
+      default_ttl_seconds: cache.defaultTtlSeconds,
+      origin_tls: cache.originTls,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function findCacheInWorkspace(
+  db: Db,
+  workspaceId: string,
+  id: string,
+): Promise<CacheRow | undefined> {
+  return db
+    .selectFrom('caches')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** limit+1 caches after `afterId`, optionally only among `onlyIds` (a narrowed credential). */
+export async function listCachesInWorkspace(
+  db: Db,
+  workspaceId: string,
+  options: { afterId?: string | undefined; limit: number; onlyIds?: readonly string[] | null },
+): Promise<CacheRow[]> {
+  let query = db.selectFrom('caches').selectAll().where('workspace_id', '=', workspaceId);
+  if (options.afterId) query = query.where('id', '>', options.afterId);
+  if (options.onlyIds) {
+    if (options.onlyIds.length === 0) return [];
+    query = query.where('id', 'in', [...options.onlyIds]);
+  }
+  return query
+    .orderBy('id')
+    .limit(options.limit + 1)
+    .execute();
+}
+
+export async function countCachesInWorkspace(
+  db: Db,
+  workspaceId: string,
+  ids: readonly string[],
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const row = await db
+    .selectFrom('caches')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('workspace_id', '=', workspaceId)
+    .where('id', 'in', [...ids])
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export type CachePatch = Partial<
+  Pick<
+    NewCache,
+    'name' | 'description' | 'hostname' | 'port' | 'defaultMode' | 'defaultTtlSeconds' | 'originTls'
+  >
+>;
+
+/** Applies the patch if the row is still at `version`; undefined when someone changed it first. */
+export async function updateCache(
+  db: Db,
+  id: string,
+  version: number,
+  patch: CachePatch,
+): Promise<CacheRow | undefined> {
+  return db
+    .updateTable('caches')
+    .set((eb) => ({
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.description !== undefined ? { description: patch.description } : {}),
+      ...(patch.hostname !== undefined ? { hostname: patch.hostname } : {}),
+      ...(patch.port !== undefined ? { port: patch.port } : {}),
+      ...(patch.defaultMode !== undefined ? { default_mode: patch.defaultMode } : {}),
+      ...(patch.defaultTtlSeconds !== undefined
+        ? { default_ttl_seconds: patch.defaultTtlSeconds }
+        : {}),
+      ...(patch.originTls !== undefined ? { origin_tls: patch.originTls } : {}),
+      version: eb('version', '+', 1),
+      updated_at: new Date(),
+    }))
+    .where('id', '=', id)
+    .where('version', '=', version)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function deleteCache(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('caches').where('id', '=', id).execute();
+}

@@ -1,0 +1,13 @@
+// What every /v1 route is built with, and the problem responses every route may answer.
+import { problemSchema } from '@edgegate/contract';
+import type { Db } from '../../../db/store.ts';
+import type { OriginPolicy } from '../../../services/caches.ts';
+
+export interface V1Deps {
+  db: Db;
+  originPolicy: OriginPolicy;
+  edge: { host: string; pgPort: number; mysqlPort: number };
+}
+
+/** Every error is RFC 9457 problem+json; listed once so the OpenAPI document shows it everywhere. */
+export const problemResponses = { '4xx': problemSchema } as const;

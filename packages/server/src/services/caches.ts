@@ -1,0 +1,167 @@
+// Caches: create (the origin passes the SSRF guard), read, change with optimistic concurrency,
+// delete; every call is scoped to the principal's workspace and its narrowing.
+import {
+  cacheCreateSchema,
+  cacheUpdateSchema,
+  type Cache,
+  type CacheCreate,
+  type CacheUpdate,
+} from '@edgegate/contract';
+import type { Db } from '../db/store.ts';
+import type { CacheRow } from '../db/schema.ts';
+import {
+  deleteCache as deleteCacheRow,
+  findCacheInWorkspace,
+  insertCache,
+  listCachesInWorkspace,
+  updateCache as updateCacheRow,
+} from '../db/queries/caches.ts';
+import { insertAuditEvent } from '../db/queries/audit-events.ts';
+import { Problem } from '../problem.ts';
+import { newId } from './crypto.ts';
+import { checkOrigin } from './origin-guard.ts';
+import { parseInput } from './validation.ts';
+import { assertCacheScope, cachesWithScope, type Principal } from '../plugins/credential-auth.ts';
+
+export interface OriginPolicy {
+  privateRanges: 'allow' | 'deny';
+  /** Tests inject a resolver; production uses DNS. */
+  resolve?: (hostname: string) => Promise<string[]>;
+}
+
+export function toCache(row: CacheRow): Cache {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    name: row.name,
+    description: row.description,
+    type: row.type,
+    hostname: row.hostname,
+    port: row.port,
+    defaultMode: row.default_mode,
+    defaultTtlSeconds: row.default_ttl_seconds,
+    originTls: row.origin_tls,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+async function guardOrigin(hostname: string, policy: OriginPolicy): Promise<string> {
+  const normalized = hostname.trim().toLowerCase().replace(/\.$/, '');
+  await checkOrigin(normalized, {
+    privateRanges: policy.privateRanges,
+    ...(policy.resolve ? { resolve: policy.resolve } : {}),
+  });
+  return normalized;
+}
+
+export async function createCache(
+  db: Db,
+  principal: Principal,
+  input: CacheCreate,
+  policy: OriginPolicy,
+): Promise<CacheRow> {
+  const fields = parseInput(cacheCreateSchema, input);
+  const hostname = await guardOrigin(fields.hostname, policy);
+  return db.transaction().execute(async (tx) => {
+    const row = await insertCache(tx, {
+      id: newId('cch'),
+      workspaceId: principal.workspaceId,
+      name: fields.name,
+      description: fields.description,
+      type: fields.type,
+      hostname,
+      port: fields.port,
+      defaultMode: fields.defaultMode,
+      defaultTtlSeconds: fields.defaultTtlSeconds,
+      originTls: fields.originTls,
+    });
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'cache.created',
+      target: row.id,
+      data: {
+        name: row.name,
+        type: row.type,
+        hostname: row.hostname,
+        port: row.port,
+        via: principal.kind,
+      },
+    });
+    return row;
+  });
+}
+
+/** The cache if it is in the principal's workspace (404 otherwise) and `scope` reaches it (403). */
+export async function getCache(
+  db: Db,
+  principal: Principal,
+  id: string,
+  scope: string,
+): Promise<CacheRow> {
+  const row = await findCacheInWorkspace(db, principal.workspaceId, id);
+  if (!row) throw new Problem('cache.not_found', 404, `No cache ${id} in this workspace.`);
+  assertCacheScope(principal, scope, row.id);
+  return row;
+}
+
+export async function listCaches(
+  db: Db,
+  principal: Principal,
+  page: { afterId?: string | undefined; limit: number },
+) {
+  const only = cachesWithScope(principal, 'caches:read');
+  return listCachesInWorkspace(db, principal.workspaceId, {
+    ...page,
+    onlyIds: only ? [...only] : null,
+  });
+}
+
+export async function updateCache(
+  db: Db,
+  principal: Principal,
+  id: string,
+  input: CacheUpdate,
+  policy: OriginPolicy,
+  checkVersion: (version: number) => void,
+): Promise<CacheRow> {
+  const patch = parseInput(cacheUpdateSchema, input);
+  const current = await getCache(db, principal, id, 'caches:write');
+  checkVersion(current.version);
+  const hostname =
+    patch.hostname !== undefined ? await guardOrigin(patch.hostname, policy) : undefined;
+  const updated = await updateCacheRow(db, current.id, current.version, {
+    ...patch,
+    ...(hostname ? { hostname } : {}),
+  });
+  if (!updated) {
+    throw new Problem(
+      'precondition_failed',
+      412,
+      'The cache changed while this request ran. Read it again and retry.',
+    );
+  }
+  await insertAuditEvent(db, {
+    workspaceId: principal.workspaceId,
+    actorUserId: principal.userId,
+    action: 'cache.updated',
+    target: id,
+    data: { fields: Object.keys(patch), via: principal.kind },
+  });
+  return updated;
+}
+
+export async function deleteCache(db: Db, principal: Principal, id: string): Promise<void> {
+  const current = await getCache(db, principal, id, 'caches:write');
+  await db.transaction().execute(async (tx) => {
+    await deleteCacheRow(tx, current.id);
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'cache.deleted',
+      target: id,
+      data: { name: current.name, via: principal.kind },
+    });
+  });
+}

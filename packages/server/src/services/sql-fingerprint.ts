@@ -1,0 +1,45 @@
+// Keys for Postgres cache rules: template fingerprints from the real Postgres parser, exact query hashes.
+import { createHash } from 'node:crypto';
+import { fingerprintSync, hasSqlDetails, loadModule, normalizeSync, parseSync } from 'libpg-query';
+import { Problem } from '../problem.ts';
+
+let loading: Promise<void> | undefined;
+
+/** Loads the parser's WASM module; call (and await) once at boot before `fingerprintPostgres`. */
+export function loadSqlParser(): Promise<void> {
+  loading ??= loadModule();
+  return loading;
+}
+
+function invalidSql(parserMessage: string): Problem {
+  const message = `Could not parse the query: ${parserMessage}`;
+  return new Problem('rule.invalid_sql', 422, message, { errors: [{ path: 'key', message }] });
+}
+
+/**
+ * The template of a query: `fingerprint` is the same for every query that differs only in constants,
+ * `$n` parameters, spacing or keyword case; `normalized` is the text with constants replaced by `$n`.
+ */
+export function fingerprintPostgres(sql: string): { fingerprint: string; normalized: string } {
+  // Parsing first gives the parser's own error; fingerprintSync would return "" for empty text,
+  // and a fingerprint of "no statement" for a comment, without complaint.
+  if (sql.trim() === '') throw invalidSql('the query is empty');
+  let statements: number;
+  try {
+    statements = parseSync(sql).stmts?.length ?? 0;
+  } catch (error) {
+    if (hasSqlDetails(error)) throw invalidSql(error.message);
+    throw error;
+  }
+  if (statements === 0) throw invalidSql('the query contains no statement');
+  return { fingerprint: fingerprintSync(sql), normalized: normalizeSync(sql) };
+}
+
+/**
+ * The key of a `kind: query` rule: SHA-256 (hex) of the exact text, not normalised in any way.
+ * The edge hashes the bytes the client sends; any normalisation here would have to be repeated
+ * bit for bit there, and two texts that differ only in spacing already share a template rule.
+ */
+export function queryHash(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
