@@ -5,7 +5,9 @@ import { pino } from 'pino';
 import { buildApp } from '../../packages/server/src/app.ts';
 import { migrateToLatest, openStore } from '../../packages/server/src/db/store.ts';
 import { signUp } from '../../packages/server/src/services/accounts.ts';
-import { consentedGrant } from '../../packages/server/test/helpers/tokens.ts';
+import { accessTokenFor, consentedGrant } from '../../packages/server/test/helpers/tokens.ts';
+import { insertCache } from '../../packages/server/src/db/queries/caches.ts';
+import { newId } from '../../packages/server/src/services/crypto.ts';
 import { freePort } from '../../packages/server/test/helpers/listening-app.ts';
 
 const { databaseUrl } = workerData as { databaseUrl?: string };
@@ -14,7 +16,8 @@ await migrateToLatest(store.db);
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
 const app = await buildApp({
-  config: { publicUrl: url, secret: 'bench-secret-bench-secret-bench-secret-0123' },
+  // The limiter still runs on every request; its ceiling is raised so the bench measures throughput.
+  config: { publicUrl: url, secret: 'bench-secret-bench-secret-bench-secret-0123', apiRateLimit: 1_000_000_000 },
   store,
   logger: pino({ level: 'silent' }),
 });
@@ -31,7 +34,28 @@ const grant = await consentedGrant(app, store.db, {
 });
 
 parentPort!.postMessage({ url });
-parentPort!.on('message', async (message: { stop?: boolean; mintCodes?: number }) => {
+parentPort!.on('message', async (message: { stop?: boolean; mintCodes?: number; caches?: number }) => {
+  if (message.caches) {
+    const ids = [];
+    for (let i = 0; i < message.caches; i++) {
+      const cache = await insertCache(store.db, {
+        id: newId('cch'),
+        workspaceId: personalWorkspace.id,
+        name: `Bench cache ${i}`,
+        description: '',
+        type: 'postgres',
+        hostname: 'db.example.com',
+        port: 5432,
+        defaultMode: 'auto',
+        defaultTtlSeconds: 60,
+        originTls: 'prefer',
+      });
+      ids.push(cache.id);
+    }
+    const { access_token } = await accessTokenFor(app, grant);
+    parentPort!.postMessage({ cacheIds: ids, accessToken: access_token });
+    return;
+  }
   if (message.stop) {
     await app.close();
     await store.close();

@@ -44,6 +44,7 @@ export interface AppDeps {
         | 'edgeHost'
         | 'edgePgPort'
         | 'edgeMysqlPort'
+        | 'edgeMssqlPort'
       >
     >;
   /** Tests resolve origin hostnames without DNS. */
@@ -106,6 +107,7 @@ export async function buildApp({
   registerInteractionRoutes(app, { db, throttle, ...oauth });
   await registerV1Routes(app, {
     db,
+    rootSecret: config.secret,
     originPolicy: {
       privateRanges: config.originPrivate ?? 'allow',
       ...(resolveOrigin ? { resolve: resolveOrigin } : {}),
@@ -114,6 +116,7 @@ export async function buildApp({
       host: config.edgeHost ?? 'localhost',
       pgPort: config.edgePgPort ?? 6432,
       mysqlPort: config.edgeMysqlPort ?? 6033,
+      mssqlPort: config.edgeMssqlPort ?? 1433,
     },
     rateLimitPerMinute: config.apiRateLimit ?? 1200,
   });

@@ -36,6 +36,11 @@ export const settings = {
     schema: port.default(6033),
     help: 'MySQL/MariaDB edge port',
   },
+  EDGE_MSSQL_PORT: {
+    flag: 'edge-mssql-port',
+    schema: port.default(1433),
+    help: 'MS SQL port placed in connection strings (the MS SQL edge listener is not built yet)',
+  },
   DATA_DIR: {
     flag: 'data-dir',
     schema: z.string().min(1).default('./data'),
@@ -118,6 +123,7 @@ export interface Config {
   host: string;
   edgePgPort: number;
   edgeMysqlPort: number;
+  edgeMssqlPort: number;
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
@@ -166,6 +172,7 @@ export function parseConfig(
     host: v.HOST,
     edgePgPort: v.EDGE_PG_PORT,
     edgeMysqlPort: v.EDGE_MYSQL_PORT,
+    edgeMssqlPort: v.EDGE_MSSQL_PORT,
     dataDir: resolve(v.DATA_DIR),
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,

@@ -88,37 +88,61 @@ export type Cache = z.infer<typeof cacheSchema>;
 export const ruleKindSchema = z.enum(['table', 'template', 'query']);
 export const transactionPolicySchema = z.enum(['never', 'untilWrite']);
 
-export const ruleCreateSchema = z.strictObject({
-  kind: ruleKindSchema,
-  key: z
-    .string({ error: 'must be a string' })
-    .trim()
-    .min(1, 'is required')
-    .max(10_000, 'must be at most 10000 characters')
-    .describe(
-      'table: a table name (schema.table allowed); template: SQL text or a fingerprint; query: the exact SQL text',
-    ),
-  mode: cacheModeSchema,
-  ttlSeconds: ttlSeconds.optional(),
-  transactionPolicy: transactionPolicySchema.default('never'),
-});
+const ruleTtlSeconds = ttlSeconds
+  .nullable()
+  .optional()
+  .describe('Required when mode is manual; auto and off keep it but do not use it');
+
+const TTL_REQUIRED = 'is required when mode is manual';
+
+export const ruleCreateSchema = z
+  .strictObject({
+    kind: ruleKindSchema,
+    key: z
+      .string({ error: 'must be a string' })
+      .min(1, 'is required')
+      .max(10_000, 'must be at most 10000 characters')
+      .refine((key) => key.trim() !== '', 'is required')
+      .describe(
+        'table: a table name, `name` or `schema.name` (unquoted parts are lower-cased); ' +
+          'template: SQL text (Postgres caches) or a 16-hex-digit fingerprint; ' +
+          'query: the exact SQL text, byte for byte as the application sends it',
+      ),
+    mode: cacheModeSchema,
+    ttlSeconds: ruleTtlSeconds,
+    transactionPolicy: transactionPolicySchema.default('never'),
+  })
+  .refine((rule) => rule.mode !== 'manual' || (rule.ttlSeconds ?? null) !== null, {
+    message: TTL_REQUIRED,
+    path: ['ttlSeconds'],
+  });
 export type RuleCreate = z.input<typeof ruleCreateSchema>;
 
+/** Kind and key name what a rule matches and never change; delete and create to match something else. */
 export const ruleUpdateSchema = z
   .strictObject({
     mode: cacheModeSchema.optional(),
-    ttlSeconds: ttlSeconds.nullable().optional(),
+    ttlSeconds: ruleTtlSeconds,
     transactionPolicy: transactionPolicySchema.optional(),
   })
-  .refine((v) => Object.keys(v).length > 0, 'send at least one field to change');
+  .refine((v) => Object.keys(v).length > 0, 'send at least one field to change')
+  .refine((v) => v.mode !== 'manual' || v.ttlSeconds !== null, {
+    message: TTL_REQUIRED,
+    path: ['ttlSeconds'],
+  });
+export type RuleUpdate = z.input<typeof ruleUpdateSchema>;
 
 export const ruleSchema = z.object({
   id: z.string(),
   cacheId: z.string(),
   kind: ruleKindSchema,
   key: z.string(),
-  /** For template rules: the normalised SQL the fingerprint was taken from. */
-  sql: z.string().nullable(),
+  sql: z
+    .string()
+    .nullable()
+    .describe(
+      'template: the normalised SQL the fingerprint was taken from (null when given a fingerprint); query: the exact text; table: null',
+    ),
   mode: cacheModeSchema,
   ttlSeconds: z.number().nullable(),
   transactionPolicy: transactionPolicySchema,
@@ -126,3 +150,16 @@ export const ruleSchema = z.object({
   updatedAt: z.string(),
 });
 export type Rule = z.infer<typeof ruleSchema>;
+
+export const connectionStringRequestSchema = z.strictObject({
+  cacheId: z.string({ error: 'must be a string' }).min(1, 'is required').max(100),
+  connectionString: z
+    .string({ error: 'must be a string' })
+    .max(4096, 'must be at most 4096 characters')
+    .describe("The origin database's connection string; it is converted, never stored or logged"),
+});
+export type ConnectionStringRequest = z.input<typeof connectionStringRequestSchema>;
+
+export const connectionStringSchema = z.object({
+  connectionString: z.string().describe('The same connection string, pointed at the edge'),
+});

@@ -24,11 +24,8 @@ export interface StoreOptions {
 export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const { default: pg } = await import('pg');
-    const pool = new pg.Pool({
-      connectionString: options.databaseUrl,
-      max: 20,
-      options: process.env.EG_PG_OPTIONS,
-    });
+    // A small pool: on a few cores more Postgres backends mean more context switches, not more work.
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }

@@ -206,9 +206,11 @@ export function requireCredential(app: FastifyInstance, db: Db) {
   });
 }
 
-function insufficient(scope: string, detail: string) {
+/** 403 insufficient_scope naming the missing scope(s), as RFC 6750 §3.1 describes. */
+export function insufficientScope(scope: string | readonly string[], detail: string): Problem {
+  const named = typeof scope === 'string' ? scope : scope.join(' ');
   return new Problem('auth.insufficient_scope', 403, detail, {
-    headers: { 'www-authenticate': `${REALM}, error="insufficient_scope", scope="${scope}"` },
+    headers: { 'www-authenticate': `${REALM}, error="insufficient_scope", scope="${named}"` },
   });
 }
 
@@ -220,7 +222,7 @@ export function requireScope(request: FastifyRequest, scope: string): Principal 
       headers: { 'www-authenticate': REALM },
     });
   if (!principal.access.has(scope))
-    throw insufficient(scope, `This credential lacks the scope ${scope}.`);
+    throw insufficientScope(scope, `This credential lacks the scope ${scope}.`);
   return principal;
 }
 
@@ -228,7 +230,7 @@ export function requireScope(request: FastifyRequest, scope: string): Principal 
 export function requireWorkspaceScope(request: FastifyRequest, scope: string): Principal {
   const principal = requireScope(request, scope);
   if (principal.access.get(scope) !== null) {
-    throw insufficient(
+    throw insufficientScope(
       scope,
       `This credential holds ${scope} only for some caches, and this needs it for the whole workspace.`,
     );
@@ -239,9 +241,10 @@ export function requireWorkspaceScope(request: FastifyRequest, scope: string): P
 /** Whether the principal may use `scope` on this cache (a cache it can see; 404 is the caller's). */
 export function assertCacheScope(principal: Principal, scope: string, cacheId: string): void {
   const caches = principal.access.get(scope);
-  if (caches === undefined) throw insufficient(scope, `This credential lacks the scope ${scope}.`);
+  if (caches === undefined)
+    throw insufficientScope(scope, `This credential lacks the scope ${scope}.`);
   if (caches !== null && !caches.has(cacheId)) {
-    throw insufficient(scope, `This credential holds ${scope} only for other caches.`);
+    throw insufficientScope(scope, `This credential holds ${scope} only for other caches.`);
   }
 }
 

@@ -1,6 +1,7 @@
 // Idempotency-Key on POST: the same key with the same body gets the first response again for
 // 24 h; the same key with a different body is refused; a retry while the first is running waits.
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { deriveKey } from '../services/crypto.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../db/store.ts';
 import {
@@ -18,14 +19,39 @@ declare module 'fastify' {
   interface FastifyRequest {
     idempotency: { credential: string; key: string } | undefined;
   }
+  interface FastifyContextConfig {
+    /** false for a POST with no side effect (nothing to repeat safely, so nothing is stored). */
+    idempotency?: boolean;
+  }
 }
 
-export function registerIdempotency(app: FastifyInstance, db: Db) {
+/** Stored responses can hold secrets shown once (a new API key), so they are sealed at rest. */
+function sealer(rootSecret: string) {
+  const key = deriveKey(rootSecret, 'idempotency records');
+  return {
+    seal(text: string): string {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+      return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
+    },
+    open(sealed: string): string {
+      const raw = Buffer.from(sealed, 'base64');
+      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    },
+  };
+}
+
+export function registerIdempotency(app: FastifyInstance, db: Db, rootSecret: string) {
+  const { seal, open } = sealer(rootSecret);
   app.decorateRequest('idempotency', undefined);
 
   app.addHook('preHandler', async (request, reply) => {
     const key = request.headers['idempotency-key'];
     if (request.method !== 'POST' || key === undefined || !request.principal) return;
+    if (request.routeOptions.config?.idempotency === false) return;
     if (
       typeof key !== 'string' ||
       key.length < 1 ||
@@ -81,7 +107,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db) {
     return reply
       .code(record.status)
       .headers({ ...(record.headers ?? {}), 'idempotent-replayed': 'true' })
-      .send(record.body);
+      .send(open(record.body));
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -101,7 +127,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db) {
     await completeIdempotencyRecord(db, claim.credential, claim.key, {
       status: reply.statusCode,
       headers,
-      body: payload,
+      body: seal(payload),
     });
     return payload;
   });

@@ -19,8 +19,22 @@ import { registerPostCache } from './caches/post-cache.ts';
 import { registerGetCache } from './caches/get-cache.ts';
 import { registerPatchCache } from './caches/patch-cache.ts';
 import { registerDeleteCache } from './caches/delete-cache.ts';
+import { registerGetRules } from './rules/get-rules.ts';
+import { registerPostRule } from './rules/post-rule.ts';
+import { registerGetRule } from './rules/get-rule.ts';
+import { registerPatchRule } from './rules/patch-rule.ts';
+import { registerDeleteRule } from './rules/delete-rule.ts';
+import { registerPostConnectionString } from './connection-strings/post-connection-string.ts';
+import { registerGetApiKeys } from './apikeys/get-apikeys.ts';
+import { registerPostApiKey } from './apikeys/post-apikey.ts';
+import { registerDeleteApiKey } from './apikeys/delete-apikey.ts';
+import { registerGetServiceTokens } from './service-tokens/get-service-tokens.ts';
+import { registerPostServiceToken } from './service-tokens/post-service-token.ts';
+import { registerDeleteServiceToken } from './service-tokens/delete-service-token.ts';
 
 export interface V1Options extends V1Deps {
+  /** Key material for sealing stored idempotent responses. */
+  rootSecret: string;
   /** Requests per minute per credential. */
   rateLimitPerMinute: number;
 }
@@ -32,6 +46,18 @@ const ROUTES = [
   registerGetCache,
   registerPatchCache,
   registerDeleteCache,
+  registerGetRules,
+  registerPostRule,
+  registerGetRule,
+  registerPatchRule,
+  registerDeleteRule,
+  registerPostConnectionString,
+  registerGetApiKeys,
+  registerPostApiKey,
+  registerDeleteApiKey,
+  registerGetServiceTokens,
+  registerPostServiceToken,
+  registerDeleteServiceToken,
 ];
 
 export async function registerV1Routes(app: FastifyInstance, options: V1Options) {
@@ -88,7 +114,7 @@ export async function registerV1Routes(app: FastifyInstance, options: V1Options)
             { headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) } },
           ),
       });
-      registerIdempotency(v1, options.db);
+      registerIdempotency(v1, options.db, options.rootSecret);
       for (const register of ROUTES) register(v1, options);
     },
     { prefix: '/v1' },

@@ -6,7 +6,13 @@ import type { OriginPolicy } from '../../../services/caches.ts';
 export interface V1Deps {
   db: Db;
   originPolicy: OriginPolicy;
-  edge: { host: string; pgPort: number; mysqlPort: number };
+  edge: {
+    host: string;
+    pgPort: number;
+    mysqlPort: number;
+    /** Placed in MS SQL connection strings; SPEC §1 names no MS SQL edge port yet, so 1433 by default. */
+    mssqlPort?: number;
+  };
 }
 
 /** Every error is RFC 9457 problem+json; listed once so the OpenAPI document shows it everywhere. */

@@ -1,0 +1,41 @@
+// The OpenAPI 3.1 document is generated from the route schemas, and /docs renders it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { Store } from '../../src/db/store.ts';
+import { openTestStore } from '../helpers/stores.ts';
+import { buildTestApp } from '../helpers/app.ts';
+
+describe('OpenAPI document', () => {
+  let store: Store;
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    store = await openTestStore('pglite');
+    app = await buildTestApp(store);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+  });
+
+  it('describes every /v1 route from its schema, without authentication', async () => {
+    const response = await app.inject({ url: '/v1/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const doc = response.json();
+    expect(doc.openapi).toBe('3.1.0');
+    for (const path of ['/v1/workspace', '/v1/caches', '/v1/caches/{id}'])
+      expect(doc.paths[path]).toBeDefined();
+    const create = doc.paths['/v1/caches'].post;
+    expect(create.requestBody.content['application/json'].schema.required).toEqual(
+      expect.arrayContaining(['name', 'type', 'hostname', 'port']),
+    );
+    expect(create.responses['201']).toBeDefined();
+    expect(create.responses['4XX'] ?? create.responses['4xx']).toBeDefined();
+    expect(Object.keys(doc.paths).every((p) => p.startsWith('/v1/'))).toBe(true);
+  });
+
+  it('renders the docs page', async () => {
+    const page = await app.inject({ url: '/docs/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('swagger');
+  });
+});
