@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { Store } from './db/store.ts';
 import { registerProblemHandler } from './plugins/problem-handler.ts';
+import { registerRejectNul } from './plugins/reject-nul.ts';
 import { registerConsoleSession } from './plugins/console-session.ts';
 import { createMetricsRegistry, registerHttpMetrics } from './plugins/metrics.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -75,6 +76,7 @@ export async function buildApp({
   const publicOrigin = new URL(config.publicUrl).origin;
 
   registerProblemHandler(app);
+  registerRejectNul(app);
   registerHttpMetrics(app, createMetricsRegistry());
   await app.register(cookie);
   await app.register(formbody);
