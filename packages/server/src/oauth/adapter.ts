@@ -1,8 +1,10 @@
-// The engine's storage adapter on our store. Bearer values (codes, access and refresh tokens) are
-// kept only as SHA-256 digests; code and refresh-token consumption is one conditional UPDATE, so
-// of two concurrent exchanges exactly one wins; clients come from the app registry.
+// The engine's storage adapter on our store. Bearer values (codes, device codes, access and
+// refresh tokens) are kept only as SHA-256 digests; code and refresh-token consumption is one
+// conditional UPDATE, so of two concurrent exchanges exactly one wins; clients come from the app
+// registry.
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { requestState } from './request-state.ts';
+import { engineRoute, requestState } from './request-state.ts';
+import { pendingGrantBinding } from './grant-binding.ts';
 import type { Db } from '../db/store.ts';
 import type { OAuthApp } from '../db/schema.ts';
 import {
@@ -14,7 +16,6 @@ import {
   deleteTokensOfGrant,
   findGrantPayload,
   findPayload,
-  findToken,
   findTokenWithGrant,
   upsertGrant,
   upsertPayload,
@@ -22,7 +23,7 @@ import {
 } from '../db/queries/oauth-store.ts';
 import { findAppByClientId, listLiveSecretHashes } from '../db/queries/oauth-apps.ts';
 import { sha256 } from '../services/crypto.ts';
-import { destroyGrant } from '../services/grants.ts';
+import { revokeGrant } from '../services/grants.ts';
 import { onAppChanged } from '../services/oauth-apps.ts';
 import { isLoopbackHost } from '@edgegate/contract';
 
@@ -34,8 +35,50 @@ const HASHED_MODELS = new Set([
   'ClientCredentials',
 ]);
 
+/**
+ * The device code is a bearer secret too, but it lives in oauth_payloads because the engine also
+ * finds it by user code. Its row is keyed by sha256(device_code) and its payload has no jti.
+ * `findByUserCode` cannot give the plaintext back, and the engine needs a jti from it only to
+ * save the code again (code_verification.js) and to copy into the Interaction, by which
+ * device_resume finds it (authorization/device.js). So it gets a handle, this prefix plus the
+ * digest (nanoid ids never contain ':'). A handle is honoured only on those two browser routes,
+ * never at the token endpoint: nothing read from the store can be redeemed by a device.
+ */
+const DEVICE_CODE_HANDLE = 'digest:';
+const DEVICE_CODE_HANDLE_ROUTES = new Set(['code_verification', 'device_resume']);
+
+function deviceCodeKey(id: string): string {
+  const { route } = engineRoute();
+  if (id.startsWith(DEVICE_CODE_HANDLE) && route && DEVICE_CODE_HANDLE_ROUTES.has(route))
+    return id.slice(DEVICE_CODE_HANDLE.length);
+  return sha256(id);
+}
+
+/** Why the engine revoked a grant, for the audit log. */
+function engineRevocationReason(): string {
+  const { route, grantType } = engineRoute();
+  if (route === 'revocation') return 'revoked_by_app';
+  if (grantType === 'refresh_token') return 'refresh_token_reuse';
+  if (grantType === 'authorization_code') return 'code_replay';
+  if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') return 'device_code_replay';
+  return 'revoked_by_engine';
+}
+
 /** Concurrent refreshes of one token within this window are not treated as theft. */
 export const REFRESH_REUSE_GRACE_MS = 5_000;
+
+/**
+ * A second exchange of a code within this long of the first lost a race: it fails, and the
+ * winner's tokens keep working. Later, it is a replay and the grant is revoked (RFC 9700). See
+ * docs/oauth.md.
+ */
+export const CODE_RACE_WINDOW_MS = 1_000;
+
+/** How long after its redemption a second use of a code or refresh token is still a race. */
+const RACE_WINDOWS_MS: Record<string, number> = {
+  AuthorizationCode: CODE_RACE_WINDOW_MS,
+  RefreshToken: REFRESH_REUSE_GRACE_MS,
+};
 
 /** Client metadata is read on every protocol request; a short memo spares the store. */
 const CLIENT_MEMO_MS = 5_000;
@@ -107,22 +150,29 @@ export function createAdapterClass(db: Db): {
         return;
       }
       if (this.model === 'Grant') {
-        const app = await findAppByClientId(db, String(payload.clientId));
+        // Saved from the consent page: in its transaction, bound to the chosen workspace.
+        const binding = pendingGrantBinding();
+        const store = binding?.db ?? db;
+        const app = await findAppByClientId(store, String(payload.clientId));
         if (!app) throw new errors.InvalidClient('the app no longer exists');
-        await upsertGrant(db, {
+        const created = await upsertGrant(store, {
           id,
           appId: app.id,
           userId: String(payload.accountId),
+          workspaceId: binding?.workspaceId ?? null,
           scopes: grantScopes(payload),
           payload,
           expiresAt,
         });
+        if (binding) binding.created = created;
         return;
       }
+      const deviceCode = this.model === 'DeviceCode';
+      const { jti: _jti, ...withoutJti } = payload;
       await upsertPayload(db, {
         model: this.model,
-        id,
-        payload,
+        id: this.payloadKey(id),
+        payload: deviceCode ? withoutJti : payload,
         grantId: payload.grantId ?? null,
         uid: payload.uid ?? null,
         userCode: payload.userCode ?? null,
@@ -141,19 +191,19 @@ export function createAdapterClass(db: Db): {
           if (row.role) state.members.add(`${row.grantUserId} ${row.grant_id}`);
         }
         const payload = { ...row.payload, jti: id } as AdapterPayload;
-        if (row.consumed_at) {
-          // Inside the grace window a second refresh is a race, not a theft: let the atomic
-          // consume below refuse it instead of the engine revoking the whole grant.
-          const recent = Date.now() - row.consumed_at.getTime() < REFRESH_REUSE_GRACE_MS;
-          if (!(this.model === 'RefreshToken' && recent)) payload.consumed = true;
-        }
+        // Inside its race window a second use is a race, not a replay or theft: the atomic
+        // redemption refuses it (token-writes.ts) instead of the engine revoking the grant.
+        const consumedMsAgo = row.consumedMsAgo === null ? undefined : Number(row.consumedMsAgo);
+        if (consumedMsAgo !== undefined && consumedMsAgo >= (RACE_WINDOWS_MS[this.model] ?? 0))
+          payload.consumed = true;
         return payload;
       }
       if (this.model === 'Grant') {
         const prefetched = requestState()?.grants.get(id);
         return prefetched ?? ((await findGrantPayload(db, id)) as AdapterPayload | undefined);
       }
-      return this.fromPayloadRow(await findPayload(db, this.model, { id }));
+      const row = await findPayload(db, this.model, { id: this.payloadKey(id) });
+      return this.fromPayloadRow(row, this.model === 'DeviceCode' ? id : undefined);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -161,43 +211,52 @@ export function createAdapterClass(db: Db): {
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.fromPayloadRow(await findPayload(db, this.model, { userCode }));
+      const row = await findPayload(db, this.model, { userCode });
+      return this.fromPayloadRow(row, row && DEVICE_CODE_HANDLE + row.id);
+    }
+
+    /** The row id in oauth_payloads: a device code's digest, any other model's own id. */
+    private payloadKey(id: string): string {
+      return this.model === 'DeviceCode' ? deviceCodeKey(id) : id;
     }
 
     private fromPayloadRow(
       row: { payload: Record<string, unknown>; consumed_at: Date | null } | undefined,
+      jti?: string,
     ) {
       if (!row) return undefined;
-      return { ...row.payload, ...(row.consumed_at ? { consumed: true } : {}) } as AdapterPayload;
+      return {
+        ...row.payload,
+        ...(jti ? { jti } : {}),
+        ...(row.consumed_at ? { consumed: true } : {}),
+      } as AdapterPayload;
     }
 
     async consume(id: string): Promise<void> {
       if (!HASHED_MODELS.has(this.model)) {
-        if (!(await consumePayload(db, this.model, id)))
+        // A device code: two polls racing after approval, exactly one gets the tokens.
+        if (!(await consumePayload(db, this.model, this.payloadKey(id))))
           throw new errors.InvalidGrant(`${this.model} already consumed`);
         return;
       }
       const idHash = sha256(id);
       const writes = requestState()?.tokenWrites;
       if (writes) {
-        // Decided atomically with the new tokens' insert when the response is ready (token-writes.ts).
+        // Decided atomically with the new tokens' insert, where a replay is also told from a race
+        // (token-writes.ts). Codes and refresh tokens are only ever redeemed at the token endpoint.
         writes.consume = { idHash, model: this.model };
         return;
       }
-      if (await consumeToken(db, idHash)) return;
-      // Someone consumed it first. A second use of a code is a replay: the grant is revoked.
-      // A concurrent refresh (inside the grace window) only loses the race.
-      if (this.model === 'AuthorizationCode') {
-        const row = await findToken(db, idHash, this.model);
-        if (row?.grant_id) await destroyGrant(db, row.grant_id);
-      }
-      throw new errors.InvalidGrant(`${this.model} already consumed`);
+      if (!(await consumeToken(db, idHash)))
+        throw new errors.InvalidGrant(`${this.model} already consumed`);
     }
 
     async destroy(id: string): Promise<void> {
       if (HASHED_MODELS.has(this.model)) return deleteToken(db, sha256(id));
-      if (this.model === 'Grant') return destroyGrant(db, id);
-      return deletePayload(db, this.model, id);
+      // The engine destroys a grant only when revoking it (helpers/revoke.js).
+      if (this.model === 'Grant')
+        return revokeGrant(db, id, { reason: engineRevocationReason(), actorUserId: null });
+      return deletePayload(db, this.model, this.payloadKey(id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -1,16 +1,15 @@
 // Our half of the authorization flow: log-in (or the existing console session) and the consent
 // page where the user picks exactly one workspace for the app.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type Provider from 'oidc-provider';
+import { errors, type default as Provider } from 'oidc-provider';
 import { SCOPE_DESCRIPTIONS, type AppScope } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import { listWorkspacesOfUser } from '../db/queries/workspaces.ts';
-import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import { logIn } from '../services/accounts.ts';
 import type { LoginThrottle } from '../services/login-throttle.ts';
 import { createSession } from '../services/sessions.ts';
-import { bindGrantToWorkspace } from '../services/grants.ts';
+import { alreadyDecided, grantConsent } from '../services/consent.ts';
 import { html } from '../views/html.ts';
 import { csrfField, errorSummary, field } from '../views/layout.ts';
 import { formValue, sendPage } from '../routes/console/render.ts';
@@ -44,7 +43,10 @@ export function registerInteractionRoutes(
       if (typeof redirectUri === 'string')
         reply.header('content-security-policy', consoleCsp([new URL(redirectUri).origin]));
       return interaction;
-    } catch {
+    } catch (error) {
+      // The only error the engine means as "no such interaction": the cookie is missing, or names
+      // an interaction (or session) that is gone. Anything else, a store failure say, is ours.
+      if (!(error instanceof errors.SessionNotFound)) throw error;
       throw new Problem(
         'oauth.interaction_expired',
         400,
@@ -96,6 +98,17 @@ export function registerInteractionRoutes(
     });
   }
 
+  async function registeredApp(interaction: Details) {
+    const registered = await clients.lookup(String(interaction.params.client_id));
+    if (!registered)
+      throw new Problem(
+        'oauth.unknown_client',
+        400,
+        'The app that sent you here no longer exists.',
+      );
+    return registered;
+  }
+
   async function consentPage(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -104,14 +117,7 @@ export function registerInteractionRoutes(
     status = 200,
   ) {
     const user = request.user!;
-    const registered = await clients.lookup(String(interaction.params.client_id));
-    if (!registered)
-      throw new Problem(
-        'oauth.unknown_client',
-        400,
-        'The app that sent you here no longer exists.',
-      );
-    const { app: oauthApp } = registered;
+    const { app: oauthApp } = await registeredApp(interaction);
     const ownerName = await appOwnerName(db, oauthApp);
     const scopes = requestedScopes(interaction, resource);
     const workspaces = await listWorkspacesOfUser(db, user.id);
@@ -162,7 +168,7 @@ export function registerInteractionRoutes(
           </fieldset>
           <p>
             Signed in as <strong>${user.email}</strong>. You can revoke this access at any time in
-            Settings → Authorized apps.
+            <a href="/settings/account/authorized-apps">Settings → Authorized apps</a>.
           </p>
           <button
             type="submit"
@@ -184,9 +190,20 @@ export function registerInteractionRoutes(
     const interaction = await details(request, reply);
     const registered = await clients.lookup(String(interaction.params.client_id));
     if (interaction.prompt.name === 'login') {
-      // Someone already signed in to the console does not type their password again.
-      if (request.user) return finish(request, reply, { login: { accountId: request.user.id } });
-      return loginPage(request, reply, interaction.uid, registered?.app.name ?? 'the app');
+      // Someone already signed in to the console does not type their password again, unless the
+      // app asked for a fresh log-in (prompt=login) or a recent one (max_age). The console
+      // session's start is not known here, so no ts is claimed (the engine records now).
+      const { reasons } = interaction.prompt;
+      const fresh = reasons.includes('login_prompt') || reasons.includes('max_age');
+      if (request.user && !fresh)
+        return finish(request, reply, { login: { accountId: request.user.id } });
+      return loginPage(
+        request,
+        reply,
+        interaction.uid,
+        registered?.app.name ?? 'the app',
+        fresh ? (request.user?.email ?? '') : '',
+      );
     }
     if (!request.user || request.user.id !== interaction.session?.accountId) {
       return loginPage(
@@ -218,7 +235,8 @@ export function registerInteractionRoutes(
           userAgent: request.headers['user-agent'] ?? null,
         });
         reply.startSession(token);
-        return finish(request, reply, { login: { accountId: user.id } });
+        const ts = Math.floor(Date.now() / 1000);
+        return finish(request, reply, { login: { accountId: user.id, ts } });
       } catch (error) {
         if (!(error instanceof Problem) || error.status >= 500) throw error;
         reply.headers(error.headers);
@@ -250,6 +268,7 @@ export function registerInteractionRoutes(
         );
       }
       if (formValue(request.body, 'decision') !== 'allow') {
+        if (interaction.result?.consent) throw alreadyDecided();
         return finish(
           request,
           reply,
@@ -257,46 +276,20 @@ export function registerInteractionRoutes(
           false,
         );
       }
-      const workspaceId = formValue(request.body, 'workspace');
-      const workspaces = await listWorkspacesOfUser(db, accountId);
-      const workspace = workspaces.find((w) => w.id === workspaceId);
-      if (!workspace)
-        return consentPage(
-          request,
-          reply,
+      const registered = await registeredApp(interaction);
+      try {
+        const grantId = await grantConsent(db, provider, {
           interaction,
-          'Choose the workspace this app may access.',
-          422,
-        );
-
-      const clientId = String(interaction.params.client_id);
-      const registered = await clients.lookup(clientId);
-      const grant = new provider.Grant({ accountId, clientId });
-      const missing = interaction.prompt.details as {
-        missingOIDCScope?: string[];
-        missingResourceScopes?: Record<string, string[]>;
-      };
-      const oidcScopes = (missing.missingOIDCScope ?? []).filter(
-        (s) => s !== 'offline_access' || registered?.scopes.includes('offline_access'),
-      );
-      if (oidcScopes.length) grant.addOIDCScope(oidcScopes.join(' '));
-      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-        grant.addResourceScope(indicator, scopes.join(' '));
+          userId: accountId,
+          workspaceId: formValue(request.body, 'workspace'),
+          app: { name: registered.app.name, scopes: registered.scopes },
+          shownScopes: requestedScopes(interaction, resource),
+        });
+        return finish(request, reply, { consent: { grantId } });
+      } catch (error) {
+        if (!(error instanceof Problem) || error.code !== 'oauth.workspace_required') throw error;
+        return consentPage(request, reply, interaction, error.message, error.status);
       }
-      const grantId = await grant.save();
-      await bindGrantToWorkspace(db, grantId, workspace.id);
-      await insertAuditEvent(db, {
-        workspaceId: workspace.id,
-        actorUserId: accountId,
-        action: 'grant.consented',
-        target: grantId,
-        data: {
-          app: registered?.app.name ?? null,
-          clientId,
-          scopes: requestedScopes(interaction, resource),
-        },
-      });
-      return finish(request, reply, { consent: { grantId } });
     },
   );
 

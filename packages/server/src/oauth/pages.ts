@@ -107,3 +107,19 @@ export async function deviceSuccessSource(ctx: KoaContextWithOIDC): Promise<void
       </p>`,
   );
 }
+
+/** Too many codes typed from one address: a pause, said plainly. */
+export function tooManyCodeAttempts(ctx: KoaContextWithOIDC, retryAfterSeconds: number): void {
+  const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+  send(
+    ctx,
+    'Too many attempts',
+    html`<h1>Too many attempts</h1>
+      <p>
+        Too many codes were entered from your network. Wait ${minutes}
+        minute${minutes === 1 ? '' : 's'}, then enter the code shown on your device again.
+      </p>`,
+  );
+  ctx.status = 429;
+  ctx.set('retry-after', String(retryAfterSeconds));
+}

@@ -9,6 +9,8 @@ import { createAdapterClass, type ClientRegistry } from './adapter.ts';
 import { prefetchedMembership } from './request-state.ts';
 import { flushTokenWrites } from './token-writes.ts';
 import { signingJwks } from './keys.ts';
+import { isEnginePath } from './engine-paths.ts';
+import { userCodeThrottle } from './user-code-throttle.ts';
 import {
   deviceSuccessSource,
   renderError,
@@ -26,6 +28,7 @@ export interface OAuthSettings {
 export const GRANT_LIFETIME_SECONDS = 90 * 24 * 3600;
 const REFRESH_ROLLING_SECONDS = 30 * 24 * 3600;
 
+/** SPEC §4's paths; the engine's pages sit under /oauth2, away from the console's. */
 export const OAUTH_ROUTES = {
   authorization: '/oauth2/auth',
   token: '/oauth2/token',
@@ -67,47 +70,62 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
   const resource = apiResource(settings.publicUrl);
 
   const configuration: Configuration = {
+    // Our store, with bearer values hashed at rest (adapter.ts); the default is in memory.
     adapter: AdapterClass,
     // Only our login and consent pages may finish an interaction.
     interactions: { url: (_ctx, interaction) => `/oauth2/interaction/${interaction.uid}` },
+    // The engine's defaults sit at the root (/auth, /token/revocation…); ours are SPEC §4's.
     routes: OAUTH_ROUTES,
     // Tokens are opaque and bound to the API resource; no ID tokens are needed, but the engine
     // validates clients against a signing key, so derive one from the root secret.
     jwks: signingJwks(settings.secret),
+    // The only signing key is Ed25519 (the default RS256 would fail every client); code flow only.
     clientDefaults: {
       id_token_signed_response_alg: 'EdDSA',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
-    // client_secret_jwt would use the stored digest as an HMAC key; only the basic forms and PKCE-only public clients.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // client_secret_jwt would use the stored digest as an HMAC key; client_secret_post would be
+    // advertised but refused, since every confidential app is registered for client_secret_basic
+    // (the registry keeps no per-app method). So: basic, or none for PKCE-only public clients.
+    clientAuthMethods: ['client_secret_basic', 'none'],
+    // Signed cookies (the default has no keys): a tampered interaction or session cookie is ignored.
     cookies: { keys: [deriveKey(settings.secret, 'oauth cookies').toString('base64url')] },
     // API scopes belong to the resource server below; only offline_access is an OpenID scope.
     scopes: ['offline_access'],
+    // Authorization Code only: no implicit or hybrid responses (RFC 9700).
     responseTypes: ['code'],
     // The partner's workspace hint preselects a workspace on the consent page.
     extraParams: ['workspace'],
     // RFC 9700: the redirect_uri must always be sent and match exactly.
     allowOmittingSingleRegisteredRedirectUri: false,
     features: {
+      // Our log-in and consent pages (interactions.ts) replace the engine's demo ones.
       devInteractions: { enabled: false },
       introspection: {
         enabled: true,
-        // A client may introspect only its own tokens (the default allows any confidential client).
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+        // Confidential clients only (SPEC §4), and only their own tokens (the default lets any
+        // confidential client introspect any token, and a public client its own).
+        allowedPolicy: async (_ctx, client, token) =>
+          client.clientAuthMethod !== 'none' && token.clientId === client.clientId,
       },
       revocation: {
         enabled: true,
         // A client may revoke only its own tokens.
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
+      // Tokens authorize the API only: no ID-token claims or profile to serve.
       userinfo: { enabled: false },
+      // The console has its own log-out; the engine's session only carries an interaction.
       rpInitiatedLogout: { enabled: false },
       // Not part of the product surface; fewer endpoints, fewer surprises.
       pushedAuthorizationRequests: { enabled: false },
+      // RFC 8628 for partners' CLIs, with its pages in the console's look (pages.ts).
       deviceFlow: {
         enabled: true,
+        // The engine's defaults, stated because the code page, docs and partners' CLIs show this
+        // shape (XXXX-XXXX, consonants only: no look-alikes, no words).
         charset: 'base-20',
         mask: '****-****',
         userCodeInputSource,
@@ -118,6 +136,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
         enabled: true,
         // Without a resource every API scope would be silently dropped as a non-OpenID scope.
         defaultResource: async () => resource,
+        // A code or refresh exchange without `resource` gets the one the user authorized.
         useGrantedResource: async () => true,
         getResourceServerInfo: async (ctx, indicator, client) => {
           if (indicator !== resource) throw new errors.InvalidTarget();
@@ -149,6 +168,9 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
         },
       },
     },
+    // Revoking an access token already revokes every token of its grant (helpers/revoke.js); the
+    // default would keep the emptied grant listed and unaudited, so every revocation ends the grant.
+    revokeGrantPolicy: () => true,
     // Never reuse an earlier grant silently: each authorization shows consent and the workspace picker.
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId;
@@ -163,16 +185,22 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     // Tokens live with the grant, not with the browser session used to consent.
     expiresWithSession: async () => false,
     ttl: {
+      // The default, stated because SPEC §4 fixes it: codes live at most a minute.
       AuthorizationCode: 60,
+      // One hour unless configured (OAUTH_ACCESS_TOKEN_TTL); the resource server says the same.
       AccessToken: settings.accessTokenTtlSeconds,
       // Rolling 30 days, never past the 90-day absolute cap counted from the first issue.
       RefreshToken: (_ctx, token) => {
         const age = Math.floor(Date.now() / 1000) - (token as unknown as { iiat: number }).iiat;
         return Math.max(1, Math.min(REFRESH_ROLLING_SECONDS, GRANT_LIFETIME_SECONDS - age));
       },
+      // The absolute cap; the default 14 days would end every refresh after two weeks.
       Grant: GRANT_LIFETIME_SECONDS,
+      // The default (14 days), stated to silence the engine's "you should change it" notice.
       Session: 14 * 24 * 3600,
+      // Ten minutes to log in and consent, not the default hour: a stale tab should start over.
       Interaction: 600,
+      // The default (10 minutes, RFC 8628's example), stated for the same notice.
       DeviceCode: 600,
     },
     // workspace_id rides with each access token, so introspection returns it.
@@ -212,10 +240,14 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     return (registered?.secretHashes ?? []).some((hash) => safeEqual(hash, digest));
   };
 
+  provider.use(userCodeThrottle(OAUTH_ROUTES.code_verification));
   provider.use(async (ctx, next) => {
-    // offline_access is dropped by the engine unless consent is prompted; ours always is.
+    // offline_access is dropped by the engine unless consent is prompted; ours always is. The
+    // authorization endpoint answers GET (and HEAD) only: POST is not enabled (enableHttpPostMethods),
+    // so the query is the only place its parameters come from.
     if (
-      ctx.path === OAUTH_ROUTES.authorization &&
+      (ctx.method === 'GET' || ctx.method === 'HEAD') &&
+      isEnginePath(ctx, OAUTH_ROUTES.authorization) &&
       String(ctx.query.scope ?? '')
         .split(' ')
         .includes('offline_access')

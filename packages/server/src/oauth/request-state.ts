@@ -41,3 +41,13 @@ export function requestState(): RequestState | undefined {
 export function prefetchedMembership(userId: string, grantId: string): boolean {
   return requestState()?.members.has(`${userId} ${grantId}`) ?? false;
 }
+
+/** The engine route (and, at the token endpoint, the grant type) of the request being served. */
+export function engineRoute(): { route?: string; grantType?: string } {
+  const oidc = Provider.ctx?.oidc;
+  const grantType = oidc?.params?.grant_type;
+  return {
+    ...(oidc?.route ? { route: oidc.route } : {}),
+    ...(typeof grantType === 'string' ? { grantType } : {}),
+  };
+}

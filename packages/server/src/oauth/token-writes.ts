@@ -3,9 +3,10 @@
 // exchanges exactly one wins and a loser leaves nothing behind.
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/store.ts';
-import { findToken, redeemAndInsertTokens } from '../db/queries/oauth-store.ts';
-import { destroyGrant } from '../services/grants.ts';
+import { findReplayedTokenGrant, redeemAndInsertTokens } from '../db/queries/oauth-store.ts';
+import { revokeGrant } from '../services/grants.ts';
 import type { RequestState } from './request-state.ts';
+import { CODE_RACE_WINDOW_MS } from './adapter.ts';
 
 export async function flushTokenWrites(db: Db, ctx: KoaContextWithOIDC): Promise<void> {
   const writes = (ctx.state as { edgegate?: RequestState }).edgegate?.tokenWrites;
@@ -13,11 +14,13 @@ export async function flushTokenWrites(db: Db, ctx: KoaContextWithOIDC): Promise
   // The engine answered with an error: nothing it prepared is kept, and nothing was redeemed.
   if (ctx.status !== 200) return;
   if (await redeemAndInsertTokens(db, writes.consume?.idHash, writes.inserts)) return;
-  // Someone redeemed it first. A code used twice is a replay: the whole grant is revoked.
-  // A refresh token redeemed concurrently (within the grace window) only loses the race.
+  // Someone redeemed it first, after this request looked it up. A refresh token redeemed
+  // concurrently only loses the race, and so does a code redeemed less than CODE_RACE_WINDOW_MS
+  // ago; a code redeemed earlier is a replay that revokes the grant. (A code found already
+  // redeemed past that window never gets here: the engine revokes the grant itself.)
   if (writes.consume?.model === 'AuthorizationCode') {
-    const row = await findToken(db, writes.consume.idHash, 'AuthorizationCode');
-    if (row?.grant_id) await destroyGrant(db, row.grant_id);
+    const grantId = await findReplayedTokenGrant(db, writes.consume.idHash, CODE_RACE_WINDOW_MS);
+    if (grantId) await revokeGrant(db, grantId, { reason: 'code_replay', actorUserId: null });
   }
   ctx.status = 400;
   ctx.set('cache-control', 'no-store');

@@ -1,24 +1,28 @@
 // OAuth grants as people see them: the workspace each is bound to, listing and revocation.
 import type { Db } from '../db/store.ts';
-import {
-  deleteGrant,
-  deletePayloadsOfGrant,
-  deleteTokensOfGrant,
-} from '../db/queries/oauth-store.ts';
-import { insertAuditEvent } from '../db/queries/audit-events.ts';
+import { deleteGrantsWhere, type GrantRevocation } from '../db/queries/oauth-store.ts';
 import { Problem } from '../problem.ts';
 import { credentialsRevoked } from './revocation-events.ts';
 
-/** Deletes the grant and every token and device code issued under it. */
-export async function destroyGrant(db: Db, grantId: string): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    await deleteTokensOfGrant(tx, grantId);
-    await deletePayloadsOfGrant(tx, 'DeviceCode', grantId);
-    await deleteGrant(tx, grantId);
-  });
+/**
+ * Ends a grant: deletes it with every token and device code issued under it, records
+ * `grant.revoked` with the reason in its workspace's log, and tells credential caches at once.
+ * Every revocation goes through here (or, for cascades, through the same query).
+ */
+export async function revokeGrant(
+  db: Db,
+  grantId: string,
+  revocation: GrantRevocation,
+): Promise<void> {
+  await db
+    .transaction()
+    .execute((tx) =>
+      deleteGrantsWhere(tx, (grants) => grants.where('id', '=', grantId), revocation),
+    );
   credentialsRevoked();
 }
 
+/** Binds a grant saved outside the consent page (test fixtures) to its workspace. */
 export async function bindGrantToWorkspace(
   db: Db,
   grantId: string,
@@ -107,29 +111,13 @@ export async function listAuthorizedApps(db: Db, userId: string): Promise<Author
 
 /** Revokes one of the user's grants (or all with `grantId` undefined); every token dies at once. */
 export async function revokeGrants(db: Db, userId: string, grantId?: string): Promise<number> {
-  let query = db
-    .selectFrom('oauth_grants')
-    .innerJoin('oauth_apps', 'oauth_apps.id', 'oauth_grants.app_id')
-    .select([
-      'oauth_grants.id',
-      'oauth_grants.workspace_id',
-      'oauth_apps.name',
-      'oauth_apps.client_id',
-    ])
-    .where('oauth_grants.user_id', '=', userId);
-  if (grantId) query = query.where('oauth_grants.id', '=', grantId);
+  let query = db.selectFrom('oauth_grants').select('id').where('user_id', '=', userId);
+  if (grantId) query = query.where('id', '=', grantId);
   const grants = await query.execute();
   if (grantId && grants.length === 0)
     throw new Problem('grant.not_found', 404, 'No such authorization.');
   for (const grant of grants) {
-    await destroyGrant(db, grant.id);
-    await insertAuditEvent(db, {
-      workspaceId: grant.workspace_id,
-      actorUserId: userId,
-      action: 'grant.revoked',
-      target: grant.id,
-      data: { app: grant.name, clientId: grant.client_id },
-    });
+    await revokeGrant(db, grant.id, { reason: 'revoked_by_user', actorUserId: userId });
   }
   return grants.length;
 }

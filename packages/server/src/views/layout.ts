@@ -33,6 +33,7 @@ export function page({ title, user, csrfToken, flash, body }: PageOptions): stri
               ? html`<nav aria-label="Account">
                   <a href="/workspaces">Workspaces</a>
                   <a href="/settings/account/integrations">Integrations</a>
+                  <a href="/settings/account/authorized-apps">Authorized apps</a>
                   <span class="who">${user.name || user.email}</span>
                   <form method="post" action="/logout" class="inline">
                     <input type="hidden" name="_csrf" value="${csrfToken}" />
@@ -146,6 +147,8 @@ button.secondary { background:var(--card); color:var(--fg); }
 button.danger { background:var(--danger); border-color:var(--danger); }
 button.link { background:none; border:none; color:var(--accent); padding:0; text-decoration:underline; }
 form.inline { display:inline; }
+label.inline-label { display:inline; margin-left:.4rem; }
+fieldset { border:1px solid var(--line); border-radius:8px; padding:.75rem 1rem; }
 td select { width:auto; }
 section { margin:1.5rem 0; }
 section > form { margin-top:1rem; }

@@ -166,6 +166,8 @@ export interface AuthorizationOptions {
   redirectUri?: string;
   clientId?: string;
   extra?: Record<string, string>;
+  /** The authorization endpoint to use instead of the advertised one. */
+  endpoint?: string;
 }
 
 /** The authorization URL a partner sends the browser to, with its PKCE verifier and state. */
@@ -177,7 +179,7 @@ export async function authorizationRequest(
   const as = await discover(baseUrl);
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const url = new URL(as.authorization_endpoint!);
+  const url = new URL(options.endpoint ?? as.authorization_endpoint!);
   url.searchParams.set('client_id', options.clientId ?? app.clientId);
   url.searchParams.set('redirect_uri', options.redirectUri ?? app.redirectUri);
   url.searchParams.set('response_type', 'code');
@@ -382,4 +384,89 @@ export function formAction(html: string, suffix: string): string {
   const action = elementsOf(html, 'form').find((form) => form.action?.endsWith(suffix))?.action;
   if (!action) throw new Error(`no form posting to …${suffix}: ${html.slice(0, 800)}`);
   return action;
+}
+
+/** The action and hidden inputs of the form in `html` (the first, or the one with `formId`). */
+export function formOf(
+  html: string,
+  formId?: string,
+): { action: string; fields: Record<string, string> } {
+  const forms = [...html.matchAll(/<form\b[\s\S]*?<\/form>/g)].map((m) => m[0]);
+  const form = forms.find((f) => !formId || elementsOf(f, 'form')[0]?.id === formId);
+  if (!form) throw new Error(`no form ${formId ?? ''} in: ${html.slice(0, 600)}`);
+  const fields: Record<string, string> = {};
+  for (const input of elementsOf(form, 'input')) {
+    if (input.type === 'hidden' && input.name) fields[input.name] = input.value ?? '';
+  }
+  return { action: elementsOf(form, 'form')[0]!.action!, fields };
+}
+
+/** A device authorization (RFC 8628) as a partner's CLI starts it. */
+export async function startDeviceAuthorization(baseUrl: string, app: PartnerApp, scope: string) {
+  const as = await discover(baseUrl);
+  const client = { client_id: app.clientId };
+  const response = await oauth.deviceAuthorizationRequest(
+    as,
+    client,
+    clientAuthOf(app),
+    { scope },
+    insecure,
+  );
+  return { as, device: await oauth.processDeviceAuthorizationResponse(as, client, response) };
+}
+
+export async function pollDeviceCode(baseUrl: string, app: PartnerApp, deviceCode: string) {
+  const as = await discover(baseUrl);
+  return oauth.deviceCodeGrantRequest(
+    as,
+    { client_id: app.clientId },
+    clientAuthOf(app),
+    deviceCode,
+    insecure,
+  );
+}
+
+/** The user opens the device link, confirms the code and allows `workspaceId` on our consent page. */
+export async function approveDevice(
+  baseUrl: string,
+  user: CookieFetch,
+  verificationUriComplete: string,
+  workspaceId: string,
+) {
+  const opened = await user.request(verificationUriComplete);
+  const codeForm = formOf(await opened.text());
+  const confirmPage = await user.postForm(
+    new URL(codeForm.action, baseUrl).toString(),
+    codeForm.fields,
+  );
+  const confirmForm = formOf(await confirmPage.text(), 'op.deviceConfirmForm');
+  const confirmed = await user.postForm(
+    new URL(confirmForm.action, baseUrl).toString(),
+    confirmForm.fields,
+  );
+  const consent = await user.follow(
+    new URL(confirmed.headers.get('location')!, baseUrl).toString(),
+    `${baseUrl}/`,
+  );
+  const decided = await submitConsent(baseUrl, user, await consent.response.text(), {
+    workspace: workspaceId,
+  });
+  expect(decided.status).toBe(303);
+  const done = await user.follow(
+    new URL(decided.headers.get('location')!, baseUrl).toString(),
+    `${baseUrl}/`,
+  );
+  expect(textOf(await done.response.text())).toContain('Device connected');
+}
+
+/** The reasons of the workspace's `grant.revoked` audit events, oldest first. */
+export async function revocationReasons(db: Db, workspaceId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('audit_events')
+    .select('data')
+    .where('workspace_id', '=', workspaceId)
+    .where('action', '=', 'grant.revoked')
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => String(row.data.reason));
 }

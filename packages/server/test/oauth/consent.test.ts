@@ -2,6 +2,7 @@
 // the app and what it may do, and binds it to exactly one of their workspaces.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { SCOPE_DESCRIPTIONS } from '@edgegate/contract';
 import type { Store } from '../../src/db/store.ts';
 import { createWorkspace } from '../../src/services/workspaces.ts';
@@ -189,6 +190,98 @@ describe('consent', () => {
       await submitConsent(url, visitor, consentPage, { workspace: personal.id }),
     );
     expect(callback.searchParams.get('code')).toBeTruthy();
+  });
+
+  async function grantRowsOf(email: string): Promise<number> {
+    const rows = await store.db
+      .selectFrom('oauth_grants')
+      .select('id')
+      .where('user_id', '=', await userIdOf(store.db, email))
+      .execute();
+    return rows.length;
+  }
+
+  it('takes one answer per consent: a second Allow is refused with 409 and makes no grant', async () => {
+    const browser = await signUpBrowser(url, 'twice@example.com');
+    const workspace = await personalWorkspaceOf(store.db, 'twice@example.com');
+    const started = await startAuthorization(url, browser, partner, { scope: 'caches:read' });
+    const first = await submitConsent(url, browser, started.page, { workspace: workspace.id });
+    expect(first.status).toBe(303);
+    const again = await submitConsent(url, browser, started.page, { workspace: workspace.id });
+    expect(again.status).toBe(409);
+    expect(textOf(await again.text())).toContain('already answered');
+    expect(await grantRowsOf('twice@example.com')).toBe(1);
+
+    const callback = await followToCallback(url, browser, first);
+    expect(callback.searchParams.get('code')).toBeTruthy();
+  });
+
+  it('makes exactly one grant when Allow is posted twice at once', async () => {
+    const browser = await signUpBrowser(url, 'double@example.com');
+    const workspace = await personalWorkspaceOf(store.db, 'double@example.com');
+    const started = await startAuthorization(url, browser, partner, { scope: 'caches:read' });
+    const responses = await Promise.all(
+      [1, 2].map(() => submitConsent(url, browser, started.page, { workspace: workspace.id })),
+    );
+    expect(responses.map((r) => r.status).sort()).toEqual([303, 409]);
+    expect(await grantRowsOf('double@example.com')).toBe(1);
+    const grant = await store.db
+      .selectFrom('oauth_grants')
+      .select('workspace_id')
+      .where('user_id', '=', await userIdOf(store.db, 'double@example.com'))
+      .executeTakeFirstOrThrow();
+    expect(grant.workspace_id).toBe(workspace.id);
+  });
+
+  it.each([
+    ['prompt=login', 'caches:read', { prompt: 'login' }],
+    ['max_age', 'openid caches:read', { max_age: '0' }],
+  ])(
+    'asks for the password again on %s, even inside a console session',
+    async (_, scope, extra) => {
+      const started = await startAuthorization(url, user, partner, { scope, extra });
+      expect(started.response.status, String(started.leftTo)).toBe(200);
+      expect(textOf(started.page)).toContain('Log in to continue to Partner Analytics');
+      const email = elementsOf(started.page, 'input').find((input) => input.name === 'email');
+      expect(email?.value).toBe('ada@example.com');
+
+      const loggedIn = await user.postForm(`${url}${formAction(started.page, '/login')}`, {
+        _csrf: csrfIn(started.page),
+        email: 'ada@example.com',
+        password: 'correct horse battery',
+      });
+      expect(loggedIn.status).toBe(303);
+      const consent = await user.follow(
+        new URL(loggedIn.headers.get('location')!, url).toString(),
+        `${url}/`,
+      );
+      const consentPage = await consent.response.text();
+      expect(textOf(consentPage)).toContain(
+        'Partner Analytics wants to access your Edgegate workspace',
+      );
+      const callback = await followToCallback(
+        url,
+        user,
+        await submitConsent(url, user, consentPage, { workspace: personal.id }),
+      );
+      expect(callback.searchParams.get('code')).toBeTruthy();
+    },
+  );
+
+  it('shows a store failure as a server error, not as an expired request', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const interactionUrl = started.pageUrl!;
+    await sql`ALTER TABLE oauth_payloads RENAME TO oauth_payloads_away`.execute(store.db);
+    try {
+      const response = await user.request(interactionUrl);
+      expect(response.status).toBe(500);
+      expect(textOf(await response.text())).not.toContain('expired');
+    } finally {
+      await sql`ALTER TABLE oauth_payloads_away RENAME TO oauth_payloads`.execute(store.db);
+    }
+    const expired = await new CookieFetch().request(interactionUrl);
+    expect(expired.status).toBe(400);
+    expect(textOf(await expired.text())).toContain('expired');
   });
 
   it.each([

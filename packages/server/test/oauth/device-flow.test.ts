@@ -7,11 +7,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
 import { openTestStore } from '../helpers/stores.ts';
 import { startListeningApp } from '../helpers/listening-app.ts';
-import type { CookieFetch } from '../helpers/browserless.ts';
+import { CookieFetch } from '../helpers/browserless.ts';
+import { USER_CODE_ATTEMPTS } from '../../src/oauth/user-code-throttle.ts';
 import {
   apiStatus,
   discover,
-  elementsOf,
+  formOf,
   insecure,
   personalWorkspaceOf,
   registerPartner,
@@ -22,18 +23,6 @@ import {
   userIdOf,
   type RegisteredPartner,
 } from '../helpers/oauth-flow.ts';
-
-/** The action and hidden inputs of the form in `html` (the first, or the one with `formId`). */
-function formOf(html: string, formId?: string): { action: string; fields: Record<string, string> } {
-  const forms = [...html.matchAll(/<form\b[\s\S]*?<\/form>/g)].map((m) => m[0]);
-  const form = forms.find((f) => !formId || elementsOf(f, 'form')[0]?.id === formId);
-  if (!form) throw new Error(`no form ${formId ?? ''} in: ${html.slice(0, 600)}`);
-  const fields: Record<string, string> = {};
-  for (const input of elementsOf(form, 'input')) {
-    if (input.type === 'hidden' && input.name) fields[input.name] = input.value ?? '';
-  }
-  return { action: elementsOf(form, 'form')[0]!.action!, fields };
-}
 
 describe('device flow', () => {
   let store: Store;
@@ -200,5 +189,42 @@ describe('device flow', () => {
       user_code: 'BCDF-GHJK',
     });
     expect(textOf(await wrong.text())).toContain('That code is not right.');
+  });
+});
+
+describe('device code page under guessing', () => {
+  let store: Store;
+  let app: FastifyInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    store = await openTestStore('postgres');
+    ({ app, url } = await startListeningApp(store));
+  });
+  afterAll(async () => {
+    await app?.close();
+    await store?.close();
+  });
+
+  it(`refuses more than ${USER_CODE_ATTEMPTS} codes from one address, with 429 and a page that says when to retry`, async () => {
+    const guesser = new CookieFetch();
+    const guess = async () => {
+      const page = await guesser.request(`${url}/oauth2/device`);
+      const form = formOf(await page.text(), 'op.deviceInputForm');
+      return guesser.postForm(new URL(form.action, url).toString(), {
+        ...form.fields,
+        user_code: 'BCDF-GHJK',
+      });
+    };
+    for (let i = 0; i < USER_CODE_ATTEMPTS; i++) {
+      const wrong = await guess();
+      expect(textOf(await wrong.text())).toContain('That code is not right.');
+    }
+
+    const refused = await guess();
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(textOf(await refused.text())).toMatch(/Too many codes were entered .* Wait 10 minutes/);
   });
 });

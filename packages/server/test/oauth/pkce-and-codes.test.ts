@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oauth from 'oauth4webapi';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
+import { sha256 } from '../../src/services/crypto.ts';
 import { openTestStore, storeKinds } from '../helpers/stores.ts';
 import { startListeningApp } from '../helpers/listening-app.ts';
 import type { CookieFetch } from '../helpers/browserless.ts';
@@ -17,8 +18,10 @@ import {
   personalWorkspaceOf,
   refreshRequest,
   registerPartner,
+  revocationReasons,
   signUpBrowser,
   startAuthorization,
+  textOf,
   tokenOutcome,
   userIdOf,
   type RegisteredPartner,
@@ -30,6 +33,7 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
   let url: string;
   let user: CookieFetch;
   let workspaceId: string;
+  let workspaceSlug: string;
   let web: RegisteredPartner;
   let publicApp: RegisteredPartner;
 
@@ -47,7 +51,10 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
       redirectUris: ['https://spa.partner.example/callback'],
     });
     user = await signUpBrowser(url, 'ada@example.com');
-    workspaceId = (await personalWorkspaceOf(store.db, 'ada@example.com')).id;
+    ({ id: workspaceId, slug: workspaceSlug } = await personalWorkspaceOf(
+      store.db,
+      'ada@example.com',
+    ));
   });
   afterAll(async () => {
     await app?.close();
@@ -159,16 +166,27 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
     expect(await tokenOutcome(exchange(web, flow, flow.codeVerifier))).toBe('ok');
   });
 
-  it("a replayed code fails and revokes the grant's tokens", async () => {
-    const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
-    const first = await exchange(web, flow, flow.codeVerifier);
-    const tokens = await oauth.processAuthorizationCodeResponse(
-      flow.as,
-      { client_id: web.clientId },
-      first,
-    );
-    expect(await apiStatus(url, tokens.access_token)).toBe(200);
+  /** Moves the moment a code was exchanged back in time, past the race window. */
+  async function redeemedSecondsAgo(code: string, seconds: number) {
+    await store.db
+      .updateTable('oauth_tokens')
+      .set({ consumed_at: new Date(Date.now() - seconds * 1000) })
+      .where('id_hash', '=', sha256(code))
+      .execute();
+  }
 
+  async function exchanged(flow: Awaited<ReturnType<typeof obtainCode>>) {
+    const response = await exchange(web, flow, flow.codeVerifier);
+    return oauth.processAuthorizationCodeResponse(flow.as, { client_id: web.clientId }, response);
+  }
+
+  it("a code replayed after its exchange fails and revokes the grant's tokens", async () => {
+    const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
+    const tokens = await exchanged(flow);
+    expect(await apiStatus(url, tokens.access_token)).toBe(200);
+    await redeemedSecondsAgo(flow.callbackUrl.searchParams.get('code')!, 2);
+
+    const before = await revocationReasons(store.db, workspaceId);
     expect(await tokenOutcome(exchange(web, flow, flow.codeVerifier))).toBe('invalid_grant');
 
     expect(await apiStatus(url, tokens.access_token)).toBe(401);
@@ -176,14 +194,45 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
     expect(await tokenOutcome(refreshRequest(url, web, tokens.refresh_token!))).toBe(
       'invalid_grant',
     );
+    expect(await revocationReasons(store.db, workspaceId)).toEqual([...before, 'code_replay']);
+    const activity = textOf(await (await user.request(`${url}/w/${workspaceSlug}`)).text());
+    expect(activity).toContain('grant.revoked');
   });
 
-  it.each([2, 3])('of %i concurrent exchanges of one code exactly one succeeds', async (n) => {
+  it('a code used again within a second of its exchange fails as a lost race, revoking nothing', async () => {
     const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
-    const outcomes = await Promise.all(
-      Array.from({ length: n }, () => tokenOutcome(exchange(web, flow, flow.codeVerifier))),
-    );
-    expect(outcomes.filter((o) => o === 'ok')).toHaveLength(1);
-    expect(outcomes.filter((o) => o === 'invalid_grant')).toHaveLength(n - 1);
+    const tokens = await exchanged(flow);
+    const before = await revocationReasons(store.db, workspaceId);
+
+    expect(await tokenOutcome(exchange(web, flow, flow.codeVerifier))).toBe('invalid_grant');
+
+    expect(await apiStatus(url, tokens.access_token)).toBe(200);
+    expect(await revocationReasons(store.db, workspaceId)).toEqual(before);
   });
+
+  it.each([2, 3])(
+    'of %i concurrent exchanges of one code exactly one succeeds and its tokens work',
+    async (n) => {
+      const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
+      const before = await revocationReasons(store.db, workspaceId);
+      const responses = await Promise.all(
+        Array.from({ length: n }, () => exchange(web, flow, flow.codeVerifier)),
+      );
+      const winners = responses.filter((r) => r.status === 200);
+      expect(winners).toHaveLength(1);
+      const losers = await Promise.all(
+        responses.filter((r) => r.status !== 200).map((r) => tokenOutcome(r)),
+      );
+      expect(losers).toEqual(Array.from({ length: n - 1 }, () => 'invalid_grant'));
+
+      const won = await oauth.processAuthorizationCodeResponse(
+        flow.as,
+        { client_id: web.clientId },
+        winners[0]!,
+      );
+      expect(await apiStatus(url, won.access_token)).toBe(200);
+      expect(await tokenOutcome(refreshRequest(url, web, won.refresh_token!))).toBe('ok');
+      expect(await revocationReasons(store.db, workspaceId)).toEqual(before);
+    },
+  );
 });

@@ -16,6 +16,7 @@ import {
   personalWorkspaceOf,
   refreshRequest,
   registerPartner,
+  revocationReasons,
   signUpBrowser,
   tokenOutcome,
   userIdOf,
@@ -115,10 +116,15 @@ describe.each(storeKinds)('refresh tokens on %s', (kind) => {
     const next = await refreshed(tokens.refresh_token!);
     expect(await apiStatus(url, next.access_token)).toBe(200);
     await usedSecondsAgo(tokens.refresh_token!, 10);
+    const before = await revocationReasons(store.db, workspaceId);
 
     expect(await tokenOutcome(refreshRequest(url, partner, tokens.refresh_token!))).toBe(
       'invalid_grant',
     );
+    expect(await revocationReasons(store.db, workspaceId)).toEqual([
+      ...before,
+      'refresh_token_reuse',
+    ]);
 
     expect(await apiStatus(url, next.access_token)).toBe(401);
     expect(await introspect(url, partner, next.access_token)).toEqual({ active: false });

@@ -8,6 +8,7 @@ import type { Store } from '../../src/db/store.ts';
 import { sha256 } from '../../src/services/crypto.ts';
 import { openTestStore } from '../helpers/stores.ts';
 import { startListeningApp } from '../helpers/listening-app.ts';
+import type { CookieFetch } from '../helpers/browserless.ts';
 import {
   apiStatus,
   clientAuthOf,
@@ -20,7 +21,9 @@ import {
   personalWorkspaceOf,
   refreshRequest,
   registerPartner,
+  revocationReasons,
   signUpBrowser,
+  startAuthorization,
   textOf,
   tokenOutcome,
   userIdOf,
@@ -35,12 +38,14 @@ describe('revocation', () => {
   let url: string;
   let partner: RegisteredPartner;
   let second: RegisteredPartner;
+  let owner: CookieFetch;
+  let ownerId: string;
 
   beforeAll(async () => {
     store = await openTestStore('postgres');
     ({ app, url } = await startListeningApp(store));
-    await signUpBrowser(url, 'owner@partner.example');
-    const ownerId = await userIdOf(store.db, 'owner@partner.example');
+    owner = await signUpBrowser(url, 'owner@partner.example');
+    ownerId = await userIdOf(store.db, 'owner@partner.example');
     partner = await registerPartner(store.db, ownerId, {
       scopes: ['caches:read', 'metrics:read'],
       redirectUris: ['https://partner.example/callback'],
@@ -195,5 +200,66 @@ describe('revocation', () => {
     const text = textOf(await activity.text());
     expect(text).toContain('grant.consented');
     expect(text).toContain('grant.revoked');
+    expect(await revocationReasons(store.db, workspace.id)).toEqual(['revoked_by_user']);
+  });
+
+  /** Revokes `token` at /oauth2/revoke as the app itself would (RFC 7009). */
+  async function revokeAtEndpoint(token: string) {
+    const as = await discover(url);
+    const response = await oauth.revocationRequest(
+      as,
+      { client_id: partner.clientId },
+      clientAuthOf(partner),
+      token,
+      insecure,
+    );
+    await oauth.processRevocationResponse(response);
+  }
+
+  it("records an app's own revocation (RFC 7009) in the workspace's activity", async () => {
+    const { user, workspace, tokens } = await connectedUser('rfc7009-audit@example.com');
+    await revokeAtEndpoint(tokens[0]!.refresh_token!);
+
+    expect(await revocationReasons(store.db, workspace.id)).toEqual(['revoked_by_app']);
+    const activity = textOf(await (await user.request(`${url}/w/${workspace.slug}`)).text());
+    expect(activity).toContain('grant.revoked');
+  });
+
+  it('revoking an access token at /oauth2/revoke ends the whole authorization', async () => {
+    const { user, workspace, tokens } = await connectedUser('rfc7009-at@example.com');
+    await revokeAtEndpoint(tokens[0]!.access_token);
+
+    await expectDead(partner, tokens[0]!);
+    const listed = await (await user.request(`${url}${PAGE}`)).text();
+    expect(textOf(listed)).toContain('You have not authorized any apps.');
+    expect(await revocationReasons(store.db, workspace.id)).toEqual(['revoked_by_app']);
+  });
+
+  it('deleting an app revokes every authorization of it, each in its workspace’s activity', async () => {
+    const doomed = await registerPartner(store.db, ownerId, {
+      name: 'Doomed Partner',
+      redirectUris: ['https://doomed.example/callback'],
+    });
+    const { workspace, tokens } = await connectedUser('doomed@example.com', [doomed]);
+    const appPage = await (await owner.request(`${url}/apps/${doomed.appId}`)).text();
+    const deleted = await owner.postForm(`${url}/apps/${doomed.appId}/delete`, {
+      _csrf: csrfIn(appPage),
+    });
+    expect(deleted.status).toBe(303);
+
+    expect(await apiStatus(url, tokens[0]!.access_token)).toBe(401);
+    expect(await revocationReasons(store.db, workspace.id)).toEqual(['app_deleted']);
+  });
+
+  it('shows the way to Authorized apps in the top bar and on the consent page', async () => {
+    const user = await signUpBrowser(url, 'wayfinder@example.com');
+    const home = await (await user.request(`${url}/workspaces`)).text();
+    const nav = /<nav aria-label="Account">[\s\S]*?<\/nav>/.exec(home)?.[0] ?? '';
+    expect(elementsOf(nav, 'a').map((a) => a.href)).toContain(PAGE);
+
+    const { page } = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const link = elementsOf(page, 'a').find((a) => a.href === PAGE);
+    expect(link).toBeDefined();
+    expect(textOf(page)).toContain('Settings → Authorized apps');
   });
 });

@@ -1,6 +1,7 @@
 // What the token endpoint hands out: access-token lifetime, who gets a refresh token, the
 // grant's absolute lifetime, and that no bearer value is ever stored in plaintext.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oauth from 'oauth4webapi';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
@@ -10,13 +11,20 @@ import { startListeningApp } from '../helpers/listening-app.ts';
 import type { CookieFetch } from '../helpers/browserless.ts';
 import {
   apiStatus,
+  approveDevice,
+  callbackParams,
+  discover,
   exchangeCode,
+  insecure,
   obtainCode,
   obtainTokens,
   personalWorkspaceOf,
+  pollDeviceCode,
   refreshRequest,
   registerPartner,
   signUpBrowser,
+  startAuthorization,
+  startDeviceAuthorization,
   tokenOutcome,
   userIdOf,
   type RegisteredPartner,
@@ -129,6 +137,18 @@ describe('tokens', () => {
     expect(await apiStatus(url, tokens.access_token)).toBe(401);
   });
 
+  /** Rows of the OAuth tables that hold `secret` in plaintext, as a key or inside a payload. */
+  async function plaintextCopies(secret: string): Promise<number> {
+    const found = await sql<{ n: number }>`
+      SELECT (SELECT count(*) FROM oauth_tokens
+               WHERE id_hash = ${secret} OR position(${secret} in payload::text) > 0)
+           + (SELECT count(*) FROM oauth_payloads
+               WHERE id = ${secret} OR position(${secret} in payload::text) > 0)
+           + (SELECT count(*) FROM oauth_grants WHERE position(${secret} in payload::text) > 0)
+           AS n`.execute(store.db);
+    return Number(found.rows[0]!.n);
+  }
+
   it('stores codes, access and refresh tokens only as hashes', async () => {
     const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
     const code = flow.callbackUrl.searchParams.get('code')!;
@@ -146,13 +166,86 @@ describe('tokens', () => {
     const hashes = await store.db.selectFrom('oauth_tokens').select('id_hash').execute();
     for (const secret of secrets) {
       expect(hashes.map((h) => h.id_hash)).toContain(sha256(secret));
-      const found = await sql<{ n: number }>`
-        SELECT (SELECT count(*) FROM oauth_tokens
-                 WHERE id_hash = ${secret} OR position(${secret} in payload::text) > 0)
-             + (SELECT count(*) FROM oauth_payloads WHERE position(${secret} in payload::text) > 0)
-             + (SELECT count(*) FROM oauth_grants WHERE position(${secret} in payload::text) > 0)
-             AS n`.execute(store.db);
-      expect(Number(found.rows[0]!.n)).toBe(0);
+      expect(await plaintextCopies(secret)).toBe(0);
     }
+  });
+
+  it('stores device codes only as hashes, from issue through approval to redemption', async () => {
+    const { as, device } = await startDeviceAuthorization(
+      url,
+      offlineCli,
+      'caches:read offline_access',
+    );
+    const stored = () =>
+      store.db
+        .selectFrom('oauth_payloads')
+        .select('consumed_at')
+        .where('model', '=', 'DeviceCode')
+        .where('id', '=', sha256(device.device_code))
+        .executeTakeFirst();
+    expect(await stored()).toBeDefined();
+    expect(await plaintextCopies(device.device_code)).toBe(0);
+
+    await approveDevice(url, user, device.verification_uri_complete!, workspaceId);
+    expect(await plaintextCopies(device.device_code)).toBe(0);
+
+    const tokens = await oauth.processDeviceCodeResponse(
+      as,
+      { client_id: offlineCli.clientId },
+      await pollDeviceCode(url, offlineCli, device.device_code),
+    );
+    expect(tokens.workspace_id).toBe(workspaceId);
+    expect((await stored())?.consumed_at).toBeInstanceOf(Date);
+    for (const secret of [device.device_code, tokens.access_token, tokens.refresh_token!]) {
+      expect(await plaintextCopies(secret)).toBe(0);
+    }
+    expect(await tokenOutcome(pollDeviceCode(url, offlineCli, device.device_code))).toBe(
+      'invalid_grant',
+    );
+  });
+
+  it('authenticates confidential clients with client_secret_basic only', async () => {
+    const as = await discover(url);
+    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'none']);
+
+    const exchange = async (auth: oauth.ClientAuth) => {
+      const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
+      return oauth.authorizationCodeGrantRequest(
+        as,
+        { client_id: web.clientId },
+        auth,
+        callbackParams(as, web, flow),
+        web.redirectUri,
+        flow.codeVerifier,
+        insecure,
+      );
+    };
+    expect(await tokenOutcome(exchange(oauth.ClientSecretPost(web.clientSecret!)))).toBe(
+      'invalid_client',
+    );
+    expect(await tokenOutcome(exchange(oauth.ClientSecretBasic(web.clientSecret!)))).toBe('ok');
+  });
+
+  it('honours offline_access on the authorization endpoint however its path is spelled', async () => {
+    const as = await discover(url);
+    const tokens = await obtainTokens(url, user, offlineCli, {
+      scope: 'caches:read offline_access',
+      workspaceId,
+      endpoint: `${as.authorization_endpoint}/`,
+    });
+    expect(tokens.refresh_token).toBeTruthy();
+  });
+
+  it('takes authorization requests by GET only', async () => {
+    const started = await startAuthorization(url, user, offlineCli, {
+      scope: 'caches:read offline_access',
+    });
+    const response = await user.request(`${url}/oauth2/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: started.url.searchParams.toString(),
+    });
+    expect(response.status).toBe(404);
+    expect(response.headers.get('location')).toBeNull();
   });
 });

@@ -16,6 +16,7 @@ import {
   personalWorkspaceOf,
   refreshRequest,
   registerPartner,
+  revocationReasons,
   signUpBrowser,
   tokenOutcome,
   userIdOf,
@@ -32,6 +33,7 @@ describe('workspace binding', () => {
   let personalId: string;
   let partner: RegisteredPartner;
   let other: RegisteredPartner;
+  let cli: RegisteredPartner;
 
   beforeAll(async () => {
     store = await openTestStore('postgres');
@@ -45,6 +47,12 @@ describe('workspace binding', () => {
     other = await registerPartner(store.db, ownerId, {
       name: 'Other Partner',
       redirectUris: ['https://other.example/callback'],
+    });
+    cli = await registerPartner(store.db, ownerId, {
+      name: 'Partner CLI',
+      clientType: 'public',
+      scopes: ['caches:read', 'offline_access'],
+      redirectUris: ['http://127.0.0.1/callback'],
     });
     await signUpBrowser(url, 'lead@example.com');
     leadId = await userIdOf(store.db, 'lead@example.com');
@@ -116,6 +124,16 @@ describe('workspace binding', () => {
     expect(await introspect(url, other, tokens.refresh_token!)).toEqual({ active: false });
   });
 
+  it('answers introspection by a public client with active:false, even for its own tokens', async () => {
+    const tokens = await obtainTokens(url, user, cli, {
+      scope: 'caches:read offline_access',
+      workspaceId: personalId,
+    });
+    expect(await apiStatus(url, tokens.access_token)).toBe(200);
+    expect(await introspect(url, cli, tokens.access_token)).toEqual({ active: false });
+    expect(await introspect(url, cli, tokens.refresh_token!)).toEqual({ active: false });
+  });
+
   it('stops the tokens when the user leaves the workspace', async () => {
     const team = await sharedWorkspace('Leaving Team');
     const tokens = await obtainTokens(url, user, partner, {
@@ -131,6 +149,7 @@ describe('workspace binding', () => {
     expect(left.status).toBe(303);
     expect(left.headers.get('location')).toBe('/workspaces');
 
+    expect(await revocationReasons(store.db, team.id)).toEqual(['member_removed']);
     expect(await apiStatus(url, tokens.access_token)).toBe(401);
     expect(await introspect(url, partner, tokens.access_token)).toEqual({ active: false });
     expect(await tokenOutcome(refreshRequest(url, partner, tokens.refresh_token!))).toBe(

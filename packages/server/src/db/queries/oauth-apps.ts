@@ -1,6 +1,7 @@
 // SQL for OAuth apps and their client secrets.
 import type { Db } from '../store.ts';
 import type { OAuthApp } from '../schema.ts';
+import { deleteGrantsWhere } from './oauth-store.ts';
 
 export interface NewOAuthApp {
   id: string;
@@ -108,13 +109,11 @@ export async function listAppsOwnedByWorkspace(db: Db, workspaceId: string): Pro
     .execute();
 }
 
+/** Deletes the app after revoking every grant of it (each recorded in its workspace's log). */
 export async function deleteApp(db: Db, appId: string) {
-  const grantsOfApp = db.selectFrom('oauth_grants').select('id').where('app_id', '=', appId);
-  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grantsOfApp).execute();
-  await db
-    .deleteFrom('oauth_payloads')
-    .where('model', '=', 'DeviceCode')
-    .where('grant_id', 'in', grantsOfApp)
-    .execute();
+  await deleteGrantsWhere(db, (grants) => grants.where('app_id', '=', appId), {
+    reason: 'app_deleted',
+    actorUserId: null,
+  });
   await db.deleteFrom('oauth_apps').where('id', '=', appId).execute();
 }

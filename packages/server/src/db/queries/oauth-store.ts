@@ -1,6 +1,7 @@
 // SQL behind the OAuth engine's adapter: hashed bearer artefacts, grants and other payloads.
-import { sql } from 'kysely';
+import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Db } from '../store.ts';
+import type { Database } from '../schema.ts';
 
 type Json = Record<string, unknown>;
 
@@ -25,13 +26,22 @@ export async function upsertToken(
     .execute();
 }
 
-export async function findToken(db: Db, idHash: string, kind: string) {
-  return db
+/**
+ * The grant of a token redeemed more than `raceWindowMs` ago, if it was: a second redemption that
+ * late is a replay, not a race. Measured on the store's clock, which set `consumed_at`.
+ */
+export async function findReplayedTokenGrant(
+  db: Db,
+  idHash: string,
+  raceWindowMs: number,
+): Promise<string | undefined> {
+  const row = await db
     .selectFrom('oauth_tokens')
-    .select(['payload', 'consumed_at', 'grant_id'])
+    .select('grant_id')
     .where('id_hash', '=', idHash)
-    .where('kind', '=', kind)
+    .where('consumed_at', '<', sql<Date>`now() - ${raceWindowMs}::int * interval '1 millisecond'`)
     .executeTakeFirst();
+  return row?.grant_id ?? undefined;
 }
 
 /**
@@ -47,7 +57,8 @@ export async function findTokenWithGrant(db: Db, idHash: string, kind: string) {
     )
     .select([
       't.payload',
-      't.consumed_at',
+      // Measured on the store's clock, which set consumed_at.
+      sql<number | null>`extract(epoch from now() - t.consumed_at) * 1000`.as('consumedMsAgo'),
       't.grant_id',
       'g.payload as grantPayload',
       'g.user_id as grantUserId',
@@ -73,29 +84,38 @@ export async function deleteToken(db: Db, idHash: string) {
   await db.deleteFrom('oauth_tokens').where('id_hash', '=', idHash).execute();
 }
 
-export async function deleteTokensOfGrant(db: Db, grantId: string, kind?: string) {
-  let query = db.deleteFrom('oauth_tokens').where('grant_id', '=', grantId);
-  if (kind) query = query.where('kind', '=', kind);
-  await query.execute();
+export async function deleteTokensOfGrant(db: Db, grantId: string, kind: string) {
+  await db
+    .deleteFrom('oauth_tokens')
+    .where('grant_id', '=', grantId)
+    .where('kind', '=', kind)
+    .execute();
 }
 
+/**
+ * Stores a grant. The workspace is written only when the row is created, so a grant saved from
+ * the consent page is never visible unbound and a later save cannot move it. Returns whether this
+ * call created the row.
+ */
 export async function upsertGrant(
   db: Db,
   row: {
     id: string;
     appId: string;
     userId: string;
+    workspaceId: string | null;
     scopes: string[];
     payload: Json;
     expiresAt: Date;
   },
-) {
-  await db
+): Promise<boolean> {
+  const saved = await db
     .insertInto('oauth_grants')
     .values({
       id: row.id,
       app_id: row.appId,
       user_id: row.userId,
+      workspace_id: row.workspaceId,
       scopes: row.scopes,
       payload: JSON.stringify(row.payload),
       expires_at: row.expiresAt,
@@ -107,7 +127,10 @@ export async function upsertGrant(
         expires_at: row.expiresAt,
       }),
     )
-    .execute();
+    // xmax is 0 only on a row version this statement inserted (not on one it updated).
+    .returning(sql<boolean>`xmax = 0`.as('created'))
+    .executeTakeFirstOrThrow();
+  return saved.created;
 }
 
 export async function findGrantPayload(db: Db, id: string) {
@@ -117,10 +140,6 @@ export async function findGrantPayload(db: Db, id: string) {
     .where('id', '=', id)
     .executeTakeFirst();
   return row?.payload;
-}
-
-export async function deleteGrant(db: Db, id: string) {
-  await db.deleteFrom('oauth_grants').where('id', '=', id).execute();
 }
 
 export async function upsertPayload(
@@ -156,7 +175,7 @@ export async function findPayload(
 ) {
   let query = db
     .selectFrom('oauth_payloads')
-    .select(['payload', 'consumed_at'])
+    .select(['id', 'payload', 'consumed_at'])
     .where('model', '=', model)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]));
   if (by.id !== undefined) query = query.where('id', '=', by.id);
@@ -234,22 +253,64 @@ export async function redeemAndInsertTokens(
   return inserted.rows.length === rows.length;
 }
 
-/** Deletes what a person authorized inside a workspace they no longer belong to. */
-export async function deleteGrantsOfMember(db: Db, workspaceId: string, userId: string) {
-  const grants = db
-    .selectFrom('oauth_grants')
-    .select('id')
-    .where('workspace_id', '=', workspaceId)
-    .where('user_id', '=', userId);
-  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grants).execute();
+export type GrantIdQuery = SelectQueryBuilder<Database, 'oauth_grants', { id: string }>;
+
+export interface GrantRevocation {
+  /** Why, in the audit log: `revoked_by_user`, `code_replay`, `member_removed`… */
+  reason: string;
+  actorUserId: string | null;
+}
+
+/**
+ * Deletes the grants `which` selects, with every token and device code issued under them, and
+ * records each as `grant.revoked` (with the reason) in its workspace's audit log: the one way a
+ * grant ends. Returns how many grants there were. Run it in a transaction.
+ */
+export async function deleteGrantsWhere(
+  db: Db,
+  which: (grants: GrantIdQuery) => GrantIdQuery,
+  revocation: GrantRevocation,
+): Promise<number> {
+  const grantIds = () => which(db.selectFrom('oauth_grants').select('id'));
+  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grantIds()).execute();
   await db
     .deleteFrom('oauth_payloads')
     .where('model', '=', 'DeviceCode')
-    .where('grant_id', 'in', grants)
+    .where('grant_id', 'in', grantIds())
     .execute();
-  await db
-    .deleteFrom('oauth_grants')
-    .where('workspace_id', '=', workspaceId)
-    .where('user_id', '=', userId)
-    .execute();
+  // The grant row is read as it is deleted, so the audit names its workspace and app.
+  const audited = await db
+    .with('revoked', (qb) =>
+      qb
+        .deleteFrom('oauth_grants')
+        .where('id', 'in', grantIds())
+        .returning(['id', 'workspace_id', 'app_id']),
+    )
+    .insertInto('audit_events')
+    .columns(['workspace_id', 'actor_user_id', 'action', 'target', 'data'])
+    .expression((eb) =>
+      eb
+        .selectFrom('revoked')
+        .innerJoin('oauth_apps', 'oauth_apps.id', 'revoked.app_id')
+        .select([
+          'revoked.workspace_id',
+          sql<string | null>`${revocation.actorUserId}::text`.as('actor_user_id'),
+          sql<string>`'grant.revoked'`.as('action'),
+          'revoked.id',
+          sql<string>`jsonb_build_object('reason', ${revocation.reason}::text, 'app', oauth_apps.name, 'clientId', oauth_apps.client_id)`.as(
+            'data',
+          ),
+        ]),
+    )
+    .executeTakeFirst();
+  return Number(audited.numInsertedOrUpdatedRows ?? 0n);
+}
+
+/** Revokes what a person authorized inside a workspace they no longer belong to. */
+export async function deleteGrantsOfMember(db: Db, workspaceId: string, userId: string) {
+  await deleteGrantsWhere(
+    db,
+    (grants) => grants.where('workspace_id', '=', workspaceId).where('user_id', '=', userId),
+    { reason: 'member_removed', actorUserId: null },
+  );
 }
