@@ -18,6 +18,8 @@ import { registerWorkspaceRoutes } from './routes/console/workspace.ts';
 import { registerInvitationRoutes } from './routes/console/invitation.ts';
 import { registerIntegrationsRoutes } from './routes/console/integrations.ts';
 import { registerAuthorizedAppsRoutes } from './routes/console/authorized-apps.ts';
+import { registerCachesRoutes } from './routes/console/caches.ts';
+import { registerCredentialsRoutes } from './routes/console/credentials.ts';
 import { registerV1Routes } from './routes/v1/index.ts';
 import { createProvider, type EdgegateProvider } from './oauth/provider.ts';
 import { mountProvider } from './oauth/mount.ts';
@@ -95,8 +97,24 @@ export async function buildApp({
   registerWorkspacesRoutes(app, db);
   registerWorkspaceRoutes(app, db, config.publicUrl);
   registerInvitationRoutes(app, db);
+  // What the console pages and the API share to act on caches.
+  const resourceDeps = {
+    db,
+    originPolicy: {
+      privateRanges: config.originPrivate ?? 'allow',
+      ...(resolveOrigin ? { resolve: resolveOrigin } : {}),
+    },
+    edge: {
+      host: config.edgeHost ?? 'localhost',
+      pgPort: config.edgePgPort ?? 6432,
+      mysqlPort: config.edgeMysqlPort ?? 6033,
+      mssqlPort: config.edgeMssqlPort ?? 1433,
+    },
+  };
   registerIntegrationsRoutes(app, db);
   registerAuthorizedAppsRoutes(app, db);
+  registerCachesRoutes(app, resourceDeps);
+  registerCredentialsRoutes(app, db);
 
   const oauth = createProvider(db, {
     publicUrl: config.publicUrl,
@@ -108,18 +126,8 @@ export async function buildApp({
   mountProvider(app, oauth.provider);
   registerInteractionRoutes(app, { db, throttle, ...oauth });
   await registerV1Routes(app, {
-    db,
+    ...resourceDeps,
     rootSecret: config.secret,
-    originPolicy: {
-      privateRanges: config.originPrivate ?? 'allow',
-      ...(resolveOrigin ? { resolve: resolveOrigin } : {}),
-    },
-    edge: {
-      host: config.edgeHost ?? 'localhost',
-      pgPort: config.edgePgPort ?? 6432,
-      mysqlPort: config.edgeMysqlPort ?? 6033,
-      mssqlPort: config.edgeMssqlPort ?? 1433,
-    },
     rateLimitPerMinute: config.apiRateLimit ?? 1200,
   });
   return app;

@@ -20,7 +20,8 @@ export interface PrincipalWorkspace {
   createdAt: Date;
 }
 
-export type CredentialKind = 'oauth' | 'api_key' | 'service_token';
+/** `console` is a signed-in member acting through the console pages (never sent as a header). */
+export type CredentialKind = 'oauth' | 'api_key' | 'service_token' | 'console';
 
 export interface Principal {
   kind: CredentialKind;
@@ -159,7 +160,8 @@ export function createCredentialResolver(db: Db) {
     touched.set(key, now);
     if (touched.size > CACHE_MAX) touched.clear();
     if (principal.kind === 'oauth') await touchGrant(db, principal.credentialId);
-    else await touchCredential(db, principal.kind, principal.credentialId, new Date(now));
+    else if (principal.kind !== 'console')
+      await touchCredential(db, principal.kind, principal.credentialId, new Date(now));
   }
 
   return async function resolve(presented: Presented): Promise<Principal | undefined> {

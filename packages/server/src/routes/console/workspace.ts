@@ -44,6 +44,10 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
         Slug <code>${workspace.slug}</code> · your role: <strong>${workspace.role}</strong>
       </p>
       ${isAdmin ? html`<p><a href="${base}/settings/integrations">Integrations</a></p>` : ''}
+      <p>
+        <a href="${base}/caches">Caches</a> ·
+        <a href="${base}/settings/credentials">API keys &amp; service tokens</a>
+      </p>
       <section aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>
         <table>
