@@ -123,6 +123,7 @@ export async function buildApp({
     trustProxy: config.trustProxy !== undefined && config.trustProxy !== false,
   });
   app.decorate('oauth', oauth);
+  app.addHook('onClose', async () => oauth.dispose());
   mountProvider(app, oauth.provider);
   registerInteractionRoutes(app, { db, throttle, ...oauth });
   await registerV1Routes(app, {

@@ -99,9 +99,11 @@ export interface ClientRegistry {
 export function createAdapterClass(db: Db): {
   AdapterClass: new (model: string) => Adapter;
   clients: ClientRegistry;
+  /** Stops listening for app changes (when the app closes). */
+  dispose: () => void;
 } {
   const clientMemo = new Map<string, { at: number; client: RegisteredClient | undefined }>();
-  onAppChanged((clientId) => clientMemo.delete(clientId));
+  const dispose = onAppChanged((clientId) => clientMemo.delete(clientId));
 
   async function lookup(clientId: string): Promise<RegisteredClient | undefined> {
     const memo = clientMemo.get(clientId);
@@ -265,7 +267,7 @@ export function createAdapterClass(db: Db): {
     }
   }
 
-  return { AdapterClass: StoreAdapter, clients: { lookup } };
+  return { AdapterClass: StoreAdapter, clients: { lookup }, dispose };
 }
 
 function grantScopes(payload: AdapterPayload): string[] {

@@ -63,10 +63,12 @@ export interface EdgegateProvider {
   provider: Provider;
   clients: ClientRegistry;
   resource: string;
+  /** Detaches the engine's caches from app-change notifications. */
+  dispose: () => void;
 }
 
 export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvider {
-  const { AdapterClass, clients } = createAdapterClass(db);
+  const { AdapterClass, clients, dispose } = createAdapterClass(db);
   const resource = apiResource(settings.publicUrl);
 
   const configuration: Configuration = {
@@ -295,5 +297,5 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     }
   }
 
-  return { provider, clients, resource };
+  return { provider, clients, resource, dispose };
 }

@@ -85,7 +85,7 @@ function allCaches(scopes: Iterable<string>): Map<string, null> {
 export function createCredentialResolver(db: Db) {
   const cache = new Map<string, { principal: Principal | undefined; until: number }>();
   const touched = new Map<string, number>();
-  onCredentialsRevoked(() => cache.clear());
+  const unsubscribe = onCredentialsRevoked(() => cache.clear());
 
   async function lookup(presented: Presented): Promise<Principal | undefined> {
     const now = new Date();
@@ -164,7 +164,7 @@ export function createCredentialResolver(db: Db) {
       await touchCredential(db, principal.kind, principal.credentialId, new Date(now));
   }
 
-  return async function resolve(presented: Presented): Promise<Principal | undefined> {
+  async function resolve(presented: Presented): Promise<Principal | undefined> {
     const key =
       presented.kind === 'service_token'
         ? `st:${presented.id}:${sha256(presented.token)}`
@@ -176,12 +176,15 @@ export function createCredentialResolver(db: Db) {
     cache.set(key, { principal, until: Date.now() + CACHE_TTL_MS });
     if (principal) await touch(principal);
     return principal;
-  };
+  }
+
+  return { resolve, dispose: unsubscribe };
 }
 
 /** Adds authentication to every route of the plugin it is called in (the /v1 API). */
 export function requireCredential(app: FastifyInstance, db: Db) {
-  const resolve = createCredentialResolver(db);
+  const { resolve, dispose } = createCredentialResolver(db);
+  app.addHook('onClose', async () => dispose());
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request) => {
     const presented = parseAuthorization(request.headers.authorization);

@@ -9,6 +9,7 @@ import { sha256 } from '../../src/services/crypto.ts';
 import { openTestStore, storeKinds } from '../helpers/stores.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { accessTokenFor, consentedGrant } from '../helpers/tokens.ts';
+import { revokeGrants } from '../../src/services/grants.ts';
 
 const ALL = ['caches:read', 'caches:write', 'cacheRules:read', 'cacheRules:write', 'metrics:read'];
 const PROBLEMS = 'https://edgegate.dev/problems/';
@@ -117,6 +118,21 @@ describe.each(storeKinds)('/v1/apikeys on %s', (kind) => {
       expect(caches.statusCode).toBe(200);
       expect(idsOf(caches)).toEqual([cacheA, cacheB].sort());
     }
+  });
+
+  it('ends the keys an app minted when the person revokes that app, and keeps their own', async () => {
+    const carol = await person();
+    const viaApp = await mintKey(carol.oauth);
+    const own = await mintKey(carol.oauth);
+    await store.db
+      .updateTable('api_keys')
+      .set({ created_by_client_id: null })
+      .where('id', '=', own.id)
+      .execute();
+    expect((await api(bearer(viaApp.key)).get('/v1/workspace')).statusCode).toBe(200);
+    await revokeGrants(store.db, carol.userId);
+    expect((await api(bearer(viaApp.key)).get('/v1/workspace')).statusCode).toBe(401);
+    expect((await api(bearer(own.key)).get('/v1/workspace')).statusCode).toBe(200);
   });
 
   it('never mints a key wider than the OAuth token minting it', async () => {

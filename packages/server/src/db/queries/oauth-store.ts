@@ -273,6 +273,22 @@ export async function deleteGrantsWhere(
 ): Promise<number> {
   const grantIds = () => which(db.selectFrom('oauth_grants').select('id'));
   await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grantIds()).execute();
+  // API keys the app minted with the grant's tokens (the Upstash pattern) end with the grant.
+  await db
+    .deleteFrom('api_keys')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('oauth_grants as g')
+          .innerJoin('oauth_apps as a', 'a.id', 'g.app_id')
+          .select('g.id')
+          .whereRef('g.user_id', '=', 'api_keys.user_id')
+          .whereRef('g.workspace_id', '=', 'api_keys.workspace_id')
+          .whereRef('a.client_id', '=', 'api_keys.created_by_client_id')
+          .where('g.id', 'in', grantIds()),
+      ),
+    )
+    .execute();
   await db
     .deleteFrom('oauth_payloads')
     .where('model', '=', 'DeviceCode')
