@@ -8,7 +8,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const options = { concurrency: CONCURRENCY, durationMs: SECONDS * 1000, warmupMs: 1000 };
 
-async function ok(response: { statusCode: number; body: { dump(): Promise<void> } }): Promise<boolean> {
+async function ok(response: {
+  statusCode: number;
+  body: { dump(): Promise<void> };
+}): Promise<boolean> {
   await response.body.dump();
   return response.statusCode === 200;
 }
@@ -32,29 +35,42 @@ try {
   ] as const) {
     if (!stores.includes(name)) continue;
     console.error(`edgegate on ${name}: 50 caches …`);
-    const server = await startWorker(new URL('./support/edgegate-server.ts', import.meta.url), { databaseUrl });
-    const { cacheIds, accessToken } = await server.ask<{ cacheIds: string[]; accessToken: string }>({ caches: 50 });
+    const server = await startWorker(new URL('./support/edgegate-server.ts', import.meta.url), {
+      databaseUrl,
+    });
+    const { cacheIds, accessToken } = await server.ask<{ cacheIds: string[]; accessToken: string }>(
+      { caches: 50 },
+    );
     const headers = { authorization: `Bearer ${accessToken}` };
     rows.push(
       vsBare(
         await runLoad(`${name}: GET /v1/caches/{id}`, server.url, options, async (pool, worker) =>
-          ok(await pool.request({ path: `/v1/caches/${cacheIds[worker % cacheIds.length]}`, method: 'GET', headers })),
+          ok(
+            await pool.request({
+              path: `/v1/caches/${cacheIds[worker % cacheIds.length]}`,
+              method: 'GET',
+              headers,
+            }),
+          ),
         ),
       ),
     );
-    if (process.env.BENCH_ONLY !== 'single') rows.push(
-      vsBare(
-        await runLoad(`${name}: GET /v1/caches?limit=50`, server.url, options, async (pool) =>
-          ok(await pool.request({ path: '/v1/caches?limit=50', method: 'GET', headers })),
+    if (process.env.BENCH_ONLY !== 'single')
+      rows.push(
+        vsBare(
+          await runLoad(`${name}: GET /v1/caches?limit=50`, server.url, options, async (pool) =>
+            ok(await pool.request({ path: '/v1/caches?limit=50', method: 'GET', headers })),
+          ),
         ),
-      ),
-    );
+      );
     await server.stop();
   }
 } finally {
   await pg.drop();
 }
 
-console.log(`\nbench:api — ${CONCURRENCY} concurrent clients, ${SECONDS} s per row, loopback, one server core (worker thread)\n`);
+console.log(
+  `\nbench:api — ${CONCURRENCY} concurrent clients, ${SECONDS} s per row, loopback, one server core (worker thread)\n`,
+);
 printTable(rows);
 console.log('\nTarget on Postgres: GET /v1/caches/{id} ≥ 0.25× the bare route.');

@@ -17,7 +17,11 @@ const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
 const app = await buildApp({
   // The limiter still runs on every request; its ceiling is raised so the bench measures throughput.
-  config: { publicUrl: url, secret: 'bench-secret-bench-secret-bench-secret-0123', apiRateLimit: 1_000_000_000 },
+  config: {
+    publicUrl: url,
+    secret: 'bench-secret-bench-secret-bench-secret-0123',
+    apiRateLimit: 1_000_000_000,
+  },
   store,
   logger: pino({ level: 'silent' }),
 });
@@ -34,41 +38,44 @@ const grant = await consentedGrant(app, store.db, {
 });
 
 parentPort!.postMessage({ url });
-parentPort!.on('message', async (message: { stop?: boolean; mintCodes?: number; caches?: number }) => {
-  if (message.caches) {
-    const ids = [];
-    for (let i = 0; i < message.caches; i++) {
-      const cache = await insertCache(store.db, {
-        id: newId('cch'),
-        workspaceId: personalWorkspace.id,
-        name: `Bench cache ${i}`,
-        description: '',
-        type: 'postgres',
-        hostname: 'db.example.com',
-        port: 5432,
-        defaultMode: 'auto',
-        defaultTtlSeconds: 60,
-        originTls: 'prefer',
-      });
-      ids.push(cache.id);
+parentPort!.on(
+  'message',
+  async (message: { stop?: boolean; mintCodes?: number; caches?: number }) => {
+    if (message.caches) {
+      const ids = [];
+      for (let i = 0; i < message.caches; i++) {
+        const cache = await insertCache(store.db, {
+          id: newId('cch'),
+          workspaceId: personalWorkspace.id,
+          name: `Bench cache ${i}`,
+          description: '',
+          type: 'postgres',
+          hostname: 'db.example.com',
+          port: 5432,
+          defaultMode: 'auto',
+          defaultTtlSeconds: 60,
+          originTls: 'prefer',
+        });
+        ids.push(cache.id);
+      }
+      const { access_token } = await accessTokenFor(app, grant);
+      parentPort!.postMessage({ cacheIds: ids, accessToken: access_token });
+      return;
     }
-    const { access_token } = await accessTokenFor(app, grant);
-    parentPort!.postMessage({ cacheIds: ids, accessToken: access_token });
-    return;
-  }
-  if (message.stop) {
-    await app.close();
-    await store.close();
-    process.exit(0);
-  }
-  if (message.mintCodes) {
-    const codes = [];
-    for (let i = 0; i < message.mintCodes; i++) codes.push(await grant.mintCode());
-    parentPort!.postMessage({
-      codes,
-      clientId: grant.clientId,
-      clientSecret: grant.clientSecret,
-      redirectUri: grant.redirectUri,
-    });
-  }
-});
+    if (message.stop) {
+      await app.close();
+      await store.close();
+      process.exit(0);
+    }
+    if (message.mintCodes) {
+      const codes = [];
+      for (let i = 0; i < message.mintCodes; i++) codes.push(await grant.mintCode());
+      parentPort!.postMessage({
+        codes,
+        clientId: grant.clientId,
+        clientSecret: grant.clientSecret,
+        redirectUri: grant.redirectUri,
+      });
+    }
+  },
+);

@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors, type default as Provider } from 'oidc-provider';
 import { SCOPE_DESCRIPTIONS, type AppScope } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
-import { listWorkspacesOfUser } from '../db/queries/workspaces.ts';
+import { findWorkspaceById, listWorkspacesOfUser } from '../db/queries/workspaces.ts';
+import { findUserById } from '../db/queries/users.ts';
 import { Problem } from '../problem.ts';
 import { logIn } from '../services/accounts.ts';
 import type { LoginThrottle } from '../services/login-throttle.ts';
@@ -323,17 +324,8 @@ async function appOwnerName(
   app: { owner_workspace_id: string | null; owner_user_id: string | null },
 ) {
   if (app.owner_workspace_id) {
-    const workspace = await db
-      .selectFrom('workspaces')
-      .select('name')
-      .where('id', '=', app.owner_workspace_id)
-      .executeTakeFirst();
-    return workspace?.name ?? 'unknown';
+    return (await findWorkspaceById(db, app.owner_workspace_id))?.name ?? 'unknown';
   }
-  const user = await db
-    .selectFrom('users')
-    .select(['name', 'email'])
-    .where('id', '=', app.owner_user_id ?? '')
-    .executeTakeFirst();
+  const user = app.owner_user_id ? await findUserById(db, app.owner_user_id) : undefined;
   return user ? user.name || user.email : 'unknown';
 }

@@ -3,6 +3,7 @@
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { API_SCOPES } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
+import { findMembershipRole } from '../db/queries/workspaces.ts';
 import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
 import { accountMayUseGrant, findGrantWorkspace, touchGrant } from '../services/grants.ts';
 import { createAdapterClass, type ClientRegistry } from './adapter.ts';
@@ -50,13 +51,7 @@ export function apiResource(publicUrl: string): string {
 }
 
 export async function isMember(db: Db, userId: string, workspaceId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('memberships')
-    .select('role')
-    .where('user_id', '=', userId)
-    .where('workspace_id', '=', workspaceId)
-    .executeTakeFirst();
-  return row !== undefined;
+  return (await findMembershipRole(db, workspaceId, userId)) !== undefined;
 }
 
 export interface EdgegateProvider {

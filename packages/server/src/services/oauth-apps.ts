@@ -17,6 +17,7 @@ import {
   findWorkspaceById,
   findWorkspaceBySlugForMember,
   type MemberWorkspace,
+  findMembershipRole,
 } from '../db/queries/workspaces.ts';
 import { findUserById } from '../db/queries/users.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
@@ -123,14 +124,9 @@ export async function getManagedApp(db: Db, actorId: string, appId: string): Pro
   const app = await findAppById(db, appId);
   if (app?.owner_user_id === actorId) return app;
   if (app?.owner_workspace_id) {
-    const membership = await db
-      .selectFrom('memberships')
-      .select('role')
-      .where('workspace_id', '=', app.owner_workspace_id)
-      .where('user_id', '=', actorId)
-      .executeTakeFirst();
-    if (membership?.role === 'admin') return app;
-    if (membership) throw new Problem('workspace.admin_required', 403, ADMINS_ONLY);
+    const role = await findMembershipRole(db, app.owner_workspace_id, actorId);
+    if (role === 'admin') return app;
+    if (role) throw new Problem('workspace.admin_required', 403, ADMINS_ONLY);
   }
   throw new Problem('app.not_found', 404, 'No such app.');
 }

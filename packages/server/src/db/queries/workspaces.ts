@@ -159,3 +159,17 @@ export async function findEarliestAdmin(db: Db, workspaceId: string): Promise<st
     .executeTakeFirst();
   return row?.user_id;
 }
+
+export async function findMembershipRole(
+  db: Db,
+  workspaceId: string,
+  userId: string,
+): Promise<Role | undefined> {
+  const row = await db
+    .selectFrom('memberships')
+    .select('role')
+    .where('workspace_id', '=', workspaceId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return row?.role;
+}
