@@ -26,7 +26,12 @@ export async function startServer(
   const unlock = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
   let store: Store | undefined;
   try {
-    store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    store = await openStore({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      onIdleError: (error) =>
+        logger.warn({ err: error }, 'an idle store connection failed; it will be replaced'),
+    });
     await migrateToLatest(store.db);
     const migrations = await listAppliedMigrations(store.db);
     const app = await buildApp({ config, store, logger });

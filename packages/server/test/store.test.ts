@@ -1,10 +1,10 @@
 // The store on both backends: migrations, constraints that protect data.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { migrateToLatest, type Store } from '../src/db/store.ts';
+import { migrateToLatest, openStore, type Store } from '../src/db/store.ts';
 import { listAppliedMigrations } from '../src/db/migrations/status.ts';
 import { insertUser, findUserByEmail } from '../src/db/queries/users.ts';
-import { openTestStore, storeKinds } from './helpers/stores.ts';
+import { ADMIN_DATABASE_URL, openTestStore, storeKinds } from './helpers/stores.ts';
 
 describe.each(storeKinds)('store on %s', (kind) => {
   let store: Store;
@@ -85,5 +85,34 @@ describe.each(storeKinds)('store on %s', (kind) => {
         store.db,
       ),
     ).rejects.toMatchObject({ code: expect.stringMatching(/^23/) });
+  });
+});
+
+describe('the Postgres store', () => {
+  let admin: Store;
+  beforeAll(async () => {
+    admin = await openTestStore('postgres');
+  });
+  afterAll(async () => {
+    await admin?.close();
+  });
+
+  it('survives Postgres ending an idle connection, and reconnects', async () => {
+    const errors: Error[] = [];
+    const own = await openStore({
+      databaseUrl: ADMIN_DATABASE_URL,
+      dataDir: 'unused',
+      onIdleError: (e) => errors.push(e),
+    });
+    try {
+      const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(own.db))
+        .rows[0]!.pid;
+      await sql`select pg_terminate_backend(${pid})`.execute(admin.db);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors.map((e) => (e as { code?: string }).code)).toContain('57P01');
+      expect((await sql<{ one: number }>`select 1 as one`.execute(own.db)).rows[0]!.one).toBe(1);
+    } finally {
+      await own.close();
+    }
   });
 });

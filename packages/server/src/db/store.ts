@@ -19,6 +19,12 @@ export interface StoreOptions {
   databaseUrl?: string | undefined;
   /** Where the embedded store lives; `memory://` keeps it in memory (tests). */
   dataDir: string;
+  /**
+   * Told when an idle pooled connection fails (Postgres restarted, connection killed). The pool
+   * drops that connection and opens another on demand; without a listener the error would end
+   * the process.
+   */
+  onIdleError?: (error: Error) => void;
 }
 
 export async function openStore(options: StoreOptions): Promise<Store> {
@@ -26,6 +32,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     const { default: pg } = await import('pg');
     // A small pool: on a few cores more Postgres backends mean more context switches, not more work.
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
+    pool.on('error', (error) => options.onIdleError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
