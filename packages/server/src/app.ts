@@ -5,7 +5,7 @@ import cookie from '@fastify/cookie';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { Store } from './db/store.ts';
-import { registerProblemHandler } from './plugins/problem-handler.ts';
+import { registerProblemHandler, sendProblem, toProblem } from './plugins/problem-handler.ts';
 import { registerRejectNul } from './plugins/reject-nul.ts';
 import { registerConsoleSession } from './plugins/console-session.ts';
 import { createMetricsRegistry, registerHttpMetrics } from './plugins/metrics.ts';
@@ -69,6 +69,8 @@ export async function buildApp({
     // Form bodies and JSON above this are refused with 413 before anything parses them.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed URL, an over-long parameter) are problems too.
+    frameworkErrors: (error, request, reply) => sendProblem(request, reply, toProblem(error)),
     // Client addresses feed log-in throttling; only trust forwarded headers from known proxies.
     trustProxy: toFastifyTrustProxy(config.trustProxy ?? false),
   });

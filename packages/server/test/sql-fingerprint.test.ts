@@ -96,3 +96,11 @@ describe('exact query hashes', () => {
     );
   });
 });
+
+describe('absurd nesting', () => {
+  it('refuses a query nested too deeply for the parser with a 422, not a crash', async () => {
+    await loadSqlParser();
+    const deep = `SELECT ${'NOT '.repeat(5000)}true`;
+    expect(() => fingerprintPostgres(deep)).toThrow(expect.objectContaining({ status: 422 }));
+  });
+});

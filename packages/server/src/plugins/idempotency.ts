@@ -13,7 +13,9 @@ import {
 import { Problem } from '../problem.ts';
 
 const TTL_MS = 24 * 3600_000;
-const REPLAYED_HEADERS = ['content-type', 'location', 'etag'];
+const REPLAYED_HEADERS = ['content-type', 'location', 'etag', 'cache-control', 'www-authenticate'];
+/** Answers that depend on the credential or the moment, not on the request: never replayed. */
+const NOT_REPLAYED = new Set([401, 403, 429]);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -115,7 +117,11 @@ export function registerIdempotency(app: FastifyInstance, db: Db, rootSecret: st
     if (!claim) return payload;
     request.idempotency = undefined;
     // A server error is not an answer worth repeating: the client may retry with the same key.
-    if (reply.statusCode >= 500 || typeof payload !== 'string') {
+    if (
+      reply.statusCode >= 500 ||
+      NOT_REPLAYED.has(reply.statusCode) ||
+      typeof payload !== 'string'
+    ) {
       await releaseIdempotencyKey(db, claim.credential, claim.key);
       return payload;
     }

@@ -12,6 +12,8 @@ const TITLES: Record<number, string> = {
   404: 'Not found',
   409: 'Conflict',
   410: 'No longer available',
+  412: 'Precondition failed',
+  414: 'URI too long',
   413: 'Payload too large',
   415: 'Unsupported media type',
   422: 'Unprocessable content',
@@ -20,7 +22,7 @@ const TITLES: Record<number, string> = {
   503: 'Service unavailable',
 };
 
-function toProblem(error: FastifyError | Problem | Error): Problem {
+export function toProblem(error: FastifyError | Problem | Error): Problem {
   if (error instanceof Problem) return error;
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {

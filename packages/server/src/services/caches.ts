@@ -131,25 +131,27 @@ export async function updateCache(
   checkVersion(current.version);
   const hostname =
     patch.hostname !== undefined ? await guardOrigin(patch.hostname, policy) : undefined;
-  const updated = await updateCacheRow(db, current.id, current.version, {
-    ...patch,
-    ...(hostname ? { hostname } : {}),
+  return db.transaction().execute(async (tx) => {
+    const updated = await updateCacheRow(tx, current.id, current.version, {
+      ...patch,
+      ...(hostname ? { hostname } : {}),
+    });
+    if (!updated) {
+      throw new Problem(
+        'precondition_failed',
+        412,
+        'The cache changed while this request ran. Read it again and retry.',
+      );
+    }
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'cache.updated',
+      target: id,
+      data: { fields: Object.keys(patch), via: principal.kind },
+    });
+    return updated;
   });
-  if (!updated) {
-    throw new Problem(
-      'precondition_failed',
-      412,
-      'The cache changed while this request ran. Read it again and retry.',
-    );
-  }
-  await insertAuditEvent(db, {
-    workspaceId: principal.workspaceId,
-    actorUserId: principal.userId,
-    action: 'cache.updated',
-    target: id,
-    data: { fields: Object.keys(patch), via: principal.kind },
-  });
-  return updated;
 }
 
 export async function deleteCache(db: Db, principal: Principal, id: string): Promise<void> {

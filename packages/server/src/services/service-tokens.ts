@@ -16,7 +16,7 @@ import {
   type ServiceTokenAccess,
   type ServiceTokenRow,
 } from '../db/queries/service-tokens.ts';
-import { findWorkspaceBySlugForMember } from '../db/queries/workspaces.ts';
+import { findMembershipRole } from '../db/queries/workspaces.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import { assertCacheScope, type Principal } from '../plugins/credential-auth.ts';
@@ -43,22 +43,28 @@ export function toServiceToken(
   };
 }
 
-/** The acting admin's user id: a person who is an admin of the principal's workspace. */
+/**
+ * The acting admin's user id: a person who is an admin of the principal's workspace, acting
+ * first-hand. Service tokens outlive any app authorization, so credentials of a partner app
+ * (OAuth tokens, and API keys such an app minted) may not manage them.
+ */
 async function requireWorkspaceAdmin(db: Db, principal: Principal): Promise<string> {
   if (principal.userId === null) {
     throw new Problem(
       'service_token.person_required',
       403,
-      'A service token cannot manage service tokens: use an OAuth access token or API key of a workspace admin.',
+      'A service token cannot manage service tokens: use an API key of a workspace admin, or the console.',
     );
   }
-  // Slugs never change, so the principal's slug names its workspace.
-  const membership = await findWorkspaceBySlugForMember(
-    db,
-    principal.workspace.slug,
-    principal.userId,
-  );
-  if (membership?.id !== principal.workspaceId || membership.role !== 'admin') {
+  if (principal.clientId !== null) {
+    throw new Problem(
+      'service_token.first_party_required',
+      403,
+      'Service tokens outlive app authorizations, so a partner app cannot manage them: use the console or an API key created there.',
+    );
+  }
+  const role = await findMembershipRole(db, principal.workspaceId, principal.userId);
+  if (role !== 'admin') {
     throw new Problem(
       'workspace.admin_required',
       403,

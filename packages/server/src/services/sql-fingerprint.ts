@@ -24,15 +24,17 @@ export function fingerprintPostgres(sql: string): { fingerprint: string; normali
   // Parsing first gives the parser's own error; fingerprintSync would return "" for empty text,
   // and a fingerprint of "no statement" for a comment, without complaint.
   if (sql.trim() === '') throw invalidSql('the query is empty');
-  let statements: number;
   try {
-    statements = parseSync(sql).stmts?.length ?? 0;
+    const statements = parseSync(sql).stmts?.length ?? 0;
+    if (statements === 0) throw invalidSql('the query contains no statement');
+    return { fingerprint: fingerprintSync(sql), normalized: normalizeSync(sql) };
   } catch (error) {
+    if (error instanceof Problem) throw error;
     if (hasSqlDetails(error)) throw invalidSql(error.message);
+    // The WASM parser recurses: absurdly deep nesting exhausts its stack, which is bad input.
+    if (error instanceof RangeError) throw invalidSql('the query is nested too deeply');
     throw error;
   }
-  if (statements === 0) throw invalidSql('the query contains no statement');
-  return { fingerprint: fingerprintSync(sql), normalized: normalizeSync(sql) };
 }
 
 /**

@@ -311,7 +311,14 @@ describe.each(storeKinds)('/v1/apikeys on %s', (kind) => {
   });
 
   it('refuses to mint or list API keys with a service token', async () => {
-    const created = await api(alice.oauth).post('/v1/service-tokens', {
+    // Service tokens are made first-hand (console or a key made there), not by a partner app.
+    const firstHand = await mintKey(alice.oauth);
+    await store.db
+      .updateTable('api_keys')
+      .set({ created_by_client_id: null })
+      .where('id', '=', firstHand.id)
+      .execute();
+    const created = await api(bearer(firstHand.key)).post('/v1/service-tokens', {
       name: 'CI',
       accesses: [{ scope: 'caches:read' }, { scope: 'caches:write' }],
     });

@@ -183,6 +183,15 @@ describe('malformed input never breaks the API', () => {
     expect(JSON.parse(String(after.cache)).data.id).toBe(cacheId);
   });
 
+  it('answers a malformed URL and an over-long id with a problem too', async () => {
+    for (const url of ['/v1/caches/%', `/v1/caches/${'x'.repeat(600)}`]) {
+      const response = await app.inject({ url, headers: { authorization: `Bearer ${token}` } });
+      expect(response.statusCode, url).toBeGreaterThanOrEqual(400);
+      expect(response.statusCode, url).toBeLessThan(500);
+      expect(response.headers['content-type'], url).toContain('application/problem+json');
+    }
+  });
+
   it('answers broken JSON, wrong content types and oversized bodies with 4xx problems', async () => {
     const before = await snapshot();
     const cases = [

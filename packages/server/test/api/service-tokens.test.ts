@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
 import { signUp } from '../../src/services/accounts.ts';
-import { sha256 } from '../../src/services/crypto.ts';
 import { insertMembership } from '../../src/db/queries/workspaces.ts';
 import { openTestStore, storeKinds } from '../helpers/stores.ts';
 import { buildTestApp } from '../helpers/app.ts';
 import { accessTokenFor, consentedGrant } from '../helpers/tokens.ts';
+import { newId, newSecret, sha256 } from '../../src/services/crypto.ts';
 
 const ALL = ['caches:read', 'caches:write', 'cacheRules:read', 'cacheRules:write', 'metrics:read'];
 const PROBLEMS = 'https://edgegate.dev/problems/';
@@ -45,6 +45,24 @@ describe.each(storeKinds)('/v1/service-tokens on %s', (kind) => {
     return `Bearer ${(await accessTokenFor(app, grant)).access_token}`;
   }
 
+  /** A key the person made first-hand (as in the console): no partner app behind it. */
+  async function firstPartyKey(userId: string, workspace: string, scopes = ALL) {
+    const key = newSecret('egk_');
+    await store.db
+      .insertInto('api_keys')
+      .values({
+        id: newId('ak'),
+        workspace_id: workspace,
+        user_id: userId,
+        name: 'console key',
+        prefix: key.slice(0, 12),
+        token_hash: sha256(key),
+        scopes,
+      })
+      .execute();
+    return `Bearer ${key}`;
+  }
+
   async function signUpPerson() {
     n += 1;
     return signUp(store.db, { email: `s${n}@example.com`, password: 'long enough pw' });
@@ -66,12 +84,12 @@ describe.each(storeKinds)('/v1/service-tokens on %s', (kind) => {
     const owner = await signUpPerson();
     adminId = owner.user.id;
     workspaceId = owner.personalWorkspace.id;
-    admin = await oauthToken(adminId, workspaceId);
+    admin = await firstPartyKey(adminId, workspaceId);
     const colleague = await signUpPerson();
     await insertMembership(store.db, workspaceId, colleague.user.id, 'member');
-    member = await oauthToken(colleague.user.id, workspaceId);
+    member = await firstPartyKey(colleague.user.id, workspaceId);
     const stranger = await signUpPerson();
-    outsider = await oauthToken(stranger.user.id, stranger.personalWorkspace.id);
+    outsider = await firstPartyKey(stranger.user.id, stranger.personalWorkspace.id);
     const valid = { type: 'postgres', hostname: 'db.example.com', port: 5432 };
     cacheA = (await api(admin).post('/v1/caches', { ...valid, name: 'A' })).json().data.id;
     cacheB = (await api(admin).post('/v1/caches', { ...valid, name: 'B' })).json().data.id;
@@ -79,6 +97,22 @@ describe.each(storeKinds)('/v1/service-tokens on %s', (kind) => {
   afterAll(async () => {
     await app?.close();
     await store?.close();
+  });
+
+  it('refuses every service-token operation to a partner app, even for an admin', async () => {
+    const partner = await oauthToken(adminId, workspaceId);
+    const existing = await createToken(admin, [{ scope: 'caches:read' }]);
+    for (const response of [
+      await api(partner).post('/v1/service-tokens', {
+        name: 'x',
+        accesses: [{ scope: 'caches:read' }],
+      }),
+      await api(partner).get('/v1/service-tokens'),
+      await api(partner).delete(`/v1/service-tokens/${existing.id}`),
+    ]) {
+      expect(response.statusCode).toBe(403);
+      expect(response.json().type).toContain('service_token.first_party_required');
+    }
   });
 
   it('lets an admin create a workspace-wide token that works as <id>:<token>', async () => {
@@ -155,7 +189,7 @@ describe.each(storeKinds)('/v1/service-tokens on %s', (kind) => {
   });
 
   it('never creates a token wider than the admin’s own credential', async () => {
-    const readOnly = await oauthToken(adminId, workspaceId, ['caches:read']);
+    const readOnly = await firstPartyKey(adminId, workspaceId, ['caches:read']);
     const refused = await api(readOnly).post('/v1/service-tokens', {
       name: 'x',
       accesses: [{ scope: 'caches:read' }, { scope: 'cacheRules:write', cacheId: cacheA }],
