@@ -49,6 +49,11 @@ const forbidden = [
   ['::ffff:0.0.0.0', 'IPv4-mapped unspecified'],
   ['::ffff:224.0.0.1', 'IPv4-mapped multicast'],
   ['64:ff9b::169.254.169.254', 'NAT64 metadata'],
+  ['::169.254.169.254', 'IPv4-compatible metadata, dotted'],
+  ['::a9fe:a9fe', 'IPv4-compatible metadata, hex'],
+  ['64:ff9b:1::a9fe:a9fe', 'NAT64 local-use metadata'],
+  ['2002:a9fe:a9fe::1', '6to4 metadata'],
+  ['240.0.0.1', 'reserved class E'],
 ] as const;
 
 const privateAddresses = [
@@ -65,6 +70,9 @@ const privateAddresses = [
   ['fd12:3456::1', 'IPv6 unique local (fd)'],
   ['::ffff:10.0.0.1', 'IPv4-mapped private'],
   ['::ffff:127.0.0.1', 'IPv4-mapped loopback'],
+  ['198.18.0.1', 'benchmarking 198.18/15'],
+  ['192.0.0.8', 'IETF protocol assignments'],
+  ['::7f00:1', 'IPv4-compatible loopback'],
 ] as const;
 
 const publicAddresses = [

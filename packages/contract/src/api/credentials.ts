@@ -13,6 +13,9 @@ const credentialName = z
   .min(1, 'is required')
   .max(80, 'must be at most 80 characters');
 
+/** A cache id as a client sends it: bounded, so a huge value is never echoed back in errors. */
+const cacheIdInputSchema = z.string().max(64, 'is not a cache id');
+
 export const apiKeyCreateSchema = z.strictObject({
   name: credentialName,
   scopes: z
@@ -21,7 +24,7 @@ export const apiKeyCreateSchema = z.strictObject({
     .optional()
     .describe('Defaults to the scopes of the credential creating it'),
   cacheIds: z
-    .array(z.string())
+    .array(cacheIdInputSchema)
     .min(1)
     .max(100)
     .optional()
@@ -49,8 +52,7 @@ export const apiKeyCreatedSchema = apiKeySchema.extend({
 
 export const serviceTokenAccessSchema = z.strictObject({
   scope: apiScopeSchema,
-  cacheId: z
-    .string()
+  cacheId: cacheIdInputSchema
     .optional()
     .describe('Limit this access to one cache; all caches of the workspace when absent'),
 });

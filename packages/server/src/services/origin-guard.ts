@@ -35,6 +35,10 @@ type Range = readonly [address: string, prefix: number];
  * | 224.0.0.0/4        | IPv4 multicast: never a database                                        |
  * | ff00::/8           | IPv6 multicast: never a database                                        |
  * | 255.255.255.255/32 | limited broadcast                                                       |
+ * | 240.0.0.0/4        | reserved ("class E"): never a routable database                          |
+ *
+ * IPv4-compatible (::a.b.c.d), NAT64 local-use (64:ff9b:1::/48) and 6to4 (2002::/16) addresses
+ * also embed an IPv4 host and are judged as that host.
  */
 const FORBIDDEN: readonly { reason: string; ranges: readonly Range[] }[] = [
   {
@@ -61,6 +65,7 @@ const FORBIDDEN: readonly { reason: string; ranges: readonly Range[] }[] = [
     ],
   },
   { reason: 'the broadcast address', ranges: [['255.255.255.255', 32]] },
+  { reason: 'a reserved address', ranges: [['240.0.0.0', 4]] },
 ];
 
 /** Loopback and private networks: fine for a self-hoster's own database, refused under `deny`. */
@@ -79,6 +84,8 @@ const PRIVATE: readonly { reason: string; ranges: readonly Range[] }[] = [
       ['172.16.0.0', 12],
       ['192.168.0.0', 16],
       ['100.64.0.0', 10],
+      ['198.18.0.0', 15],
+      ['192.0.0.0', 24],
       ['fc00::', 7],
     ],
   },
@@ -121,10 +128,14 @@ function normalizeAddress(ip: string): { address: string; family: 'ipv4' | 'ipv6
   if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${ip}`);
   const groups = ipv6Groups(ip);
   const [g0, g1, g2, g3, g4, g5, g6 = 0, g7 = 0] = groups;
-  const mapped = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0xffff;
-  const nat64 = g0 === 0x64 && g1 === 0xff9b && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0;
-  if (mapped || nat64)
-    return { address: `${g6 >> 8}.${g6 & 0xff}.${g7 >> 8}.${g7 & 0xff}`, family: 'ipv4' };
+  const v4 = (high: number, low: number) => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  const zeroPrefix = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0;
+  const mapped = zeroPrefix && g5 === 0xffff;
+  const compatible = zeroPrefix && g5 === 0 && (g6 !== 0 || g7 > 1);
+  const nat64 =
+    g0 === 0x64 && g1 === 0xff9b && ((g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0) || g2 === 1);
+  if (mapped || compatible || nat64) return { address: v4(g6, g7), family: 'ipv4' };
+  if (g0 === 0x2002) return { address: v4(g1 ?? 0, g2 ?? 0), family: 'ipv4' };
   return { address: ip, family: 'ipv6' };
 }
 
