@@ -1,10 +1,10 @@
 // Console identity: the session cookie, CSRF tokens bound to it, and one-time flash messages.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../db/store.ts';
 import type { User } from '../db/schema.ts';
 import { Problem } from '../problem.ts';
-import { deriveKey, hmac, safeEqual } from '../services/crypto.ts';
+import { deriveKey, hmac, safeEqual, seal, unseal } from '../services/crypto.ts';
 import { resolveSession, SESSION_TTL_MS } from '../services/sessions.ts';
 
 export const SESSION_COOKIE = 'eg_session';
@@ -176,21 +176,12 @@ interface SealedFlash {
 }
 
 function sealFlash(key: Buffer, flash: SealedFlash): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  const body = Buffer.concat([cipher.update(JSON.stringify(flash), 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+  return seal(key, JSON.stringify(flash));
 }
 
 function openFlash(key: Buffer, sealed: string): SealedFlash | undefined {
   try {
-    const raw = Buffer.from(sealed, 'base64url');
-    const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
-    decipher.setAuthTag(raw.subarray(12, 28));
-    const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString(
-      'utf8',
-    );
-    return JSON.parse(text) as SealedFlash;
+    return JSON.parse(unseal(key, sealed)) as SealedFlash;
   } catch {
     return undefined;
   }

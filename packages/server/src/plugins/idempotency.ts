@@ -1,7 +1,7 @@
 // Idempotency-Key on POST: the same key with the same body gets the first response again for
 // 24 h; the same key with a different body is refused; a retry while the first is running waits.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { deriveKey } from '../services/crypto.ts';
+import { createHash } from 'node:crypto';
+import { deriveKey, seal, unseal } from '../services/crypto.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../db/store.ts';
 import {
@@ -27,27 +27,9 @@ declare module 'fastify' {
   }
 }
 
-/** Stored responses can hold secrets shown once (a new API key), so they are sealed at rest. */
-function sealer(rootSecret: string) {
-  const key = deriveKey(rootSecret, 'idempotency records');
-  return {
-    seal(text: string): string {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-      return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64');
-    },
-    open(sealed: string): string {
-      const raw = Buffer.from(sealed, 'base64');
-      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
-      decipher.setAuthTag(raw.subarray(12, 28));
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
-    },
-  };
-}
-
 export function registerIdempotency(app: FastifyInstance, db: Db, rootSecret: string) {
-  const { seal, open } = sealer(rootSecret);
+  // Stored responses can hold secrets shown once (a new API key), so they are sealed at rest.
+  const sealKey = deriveKey(rootSecret, 'idempotency records');
   app.decorateRequest('idempotency', undefined);
 
   app.addHook('preHandler', async (request, reply) => {
@@ -109,7 +91,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, rootSecret: st
     return reply
       .code(record.status)
       .headers({ ...(record.headers ?? {}), 'idempotent-replayed': 'true' })
-      .send(open(record.body));
+      .send(unseal(sealKey, record.body));
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -133,7 +115,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db, rootSecret: st
     await completeIdempotencyRecord(db, claim.credential, claim.key, {
       status: reply.statusCode,
       headers,
-      body: seal(payload),
+      body: seal(sealKey, payload),
     });
     return payload;
   });

@@ -65,21 +65,6 @@ export async function listCachesInWorkspace(
     .execute();
 }
 
-export async function countCachesInWorkspace(
-  db: Db,
-  workspaceId: string,
-  ids: readonly string[],
-): Promise<number> {
-  if (ids.length === 0) return 0;
-  const row = await db
-    .selectFrom('caches')
-    .select((eb) => eb.fn.countAll<string>().as('count'))
-    .where('workspace_id', '=', workspaceId)
-    .where('id', 'in', [...ids])
-    .executeTakeFirstOrThrow();
-  return Number(row.count);
-}
-
 export type CachePatch = Partial<
   Pick<
     NewCache,
