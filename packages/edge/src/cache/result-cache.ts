@@ -1,0 +1,182 @@
+// The edge's result store: a size-bounded LRU of encoded responses, invalidated lazily by epochs
+// (a write bumps its tables' epoch in O(1); an entry older than any of its tables' epochs is stale
+// on its next lookup), with request coalescing for identical concurrent misses.
+
+/** What one cache id has written: entries stored before these epochs are stale. */
+export class CacheEpochs {
+  all = 0;
+  readonly tables = new Map<string, number>();
+}
+
+export interface CacheEntry {
+  readonly key: string;
+  readonly epochs: CacheEpochs;
+  /** Bare names of the tables the result came from. */
+  readonly tables: readonly string[];
+  /** The encoded response without ReadyForQuery; `split` divides RowDescription from the rest. */
+  readonly bytes: Buffer;
+  readonly split: number;
+  /** The template fingerprint, for per-template metrics on hits. */
+  readonly fingerprint: string;
+  /** 'never': not served inside a transaction block. */
+  readonly transactionPolicy: 'never' | 'untilWrite';
+  readonly storedEpoch: number;
+  readonly expiresAt: number;
+  readonly size: number;
+}
+
+// What Map slots, the entry object and the key string cost beyond their bytes; a rough figure that
+// keeps a cache of tiny results from holding far more than its bound.
+const ENTRY_OVERHEAD_BYTES = 160;
+
+export interface NewEntry {
+  key: string;
+  epochs: CacheEpochs;
+  tables: readonly string[];
+  bytes: Buffer;
+  split: number;
+  fingerprint: string;
+  transactionPolicy: 'never' | 'untilWrite';
+  ttlMs: number;
+  /** The epoch when the origin was asked (see `epoch`). */
+  askedEpoch: number;
+}
+
+type Waiter = { resolve: (entry: CacheEntry | null) => void };
+
+export interface ResultCacheOptions {
+  maxBytes: number;
+  /** Largest single entry; bigger results are served but not stored. */
+  maxEntryBytes?: number;
+  now?: () => number;
+}
+
+export class ResultCache {
+  readonly #entries = new Map<string, CacheEntry>();
+  readonly #inflight = new Map<string, Waiter[]>();
+  readonly #maxBytes: number;
+  readonly maxEntryBytes: number;
+  readonly #now: () => number;
+  #bytes = 0;
+  #epoch = 1;
+  evictions = 0;
+
+  constructor(options: ResultCacheOptions) {
+    this.#maxBytes = options.maxBytes;
+    this.maxEntryBytes = options.maxEntryBytes ?? Math.max(1024, Math.floor(options.maxBytes / 16));
+    this.#now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The current epoch: a miss records it before asking the origin, and stores with it. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** A fresh entry for `key`, or undefined. Marks it most recently used. */
+  get(key: string): CacheEntry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= this.#now() || isStale(entry, entry.storedEpoch)) {
+      this.#delete(entry);
+      return undefined;
+    }
+    // Re-inserting moves the key to the young end of the Map's insertion order.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  /**
+   * Stores a result that was asked for at `askedEpoch`, unless one of its tables was written since
+   * (the result may predate that write) or it is too big. Returns the entry, or null.
+   */
+  set(input: NewEntry): CacheEntry | null {
+    const { key, bytes, ttlMs, askedEpoch } = input;
+    const size = bytes.length + key.length * 2 + ENTRY_OVERHEAD_BYTES;
+    if (size > this.maxEntryBytes || ttlMs <= 0) return null;
+    const entry: CacheEntry = {
+      key,
+      epochs: input.epochs,
+      tables: input.tables,
+      bytes,
+      split: input.split,
+      fingerprint: input.fingerprint,
+      transactionPolicy: input.transactionPolicy,
+      storedEpoch: askedEpoch,
+      expiresAt: this.#now() + ttlMs,
+      size,
+    };
+    if (isStale(entry, askedEpoch)) return null;
+    const previous = this.#entries.get(key);
+    if (previous !== undefined) this.#delete(previous);
+    this.#entries.set(key, entry);
+    this.#bytes += size;
+    this.#evict();
+    return entry;
+  }
+
+  /** Marks `tables` (bare names, or every table) of one cache id as written. */
+  invalidate(epochs: CacheEpochs, tables: readonly string[] | 'all'): void {
+    this.#epoch += 1;
+    if (tables === 'all') epochs.all = this.#epoch;
+    else for (const table of tables) epochs.tables.set(table, this.#epoch);
+  }
+
+  /**
+   * Coalescing: the first caller for a key gets null and must ask the origin, then call `settle`;
+   * later callers get a promise of that result (null when it could not be stored: ask yourself).
+   */
+  join(key: string): Promise<CacheEntry | null> | null {
+    const waiters = this.#inflight.get(key);
+    if (waiters === undefined) {
+      this.#inflight.set(key, []);
+      return null;
+    }
+    return new Promise((resolve) => waiters.push({ resolve }));
+  }
+
+  settle(key: string, entry: CacheEntry | null): void {
+    const waiters = this.#inflight.get(key);
+    if (waiters === undefined) return;
+    this.#inflight.delete(key);
+    for (const waiter of waiters) waiter.resolve(entry);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  #delete(entry: CacheEntry): void {
+    if (this.#entries.get(entry.key) !== entry) return;
+    this.#entries.delete(entry.key);
+    this.#bytes -= entry.size;
+  }
+
+  #evict(): void {
+    if (this.#bytes <= this.#maxBytes) return;
+    for (const entry of this.#entries.values()) {
+      this.#delete(entry);
+      this.evictions += 1;
+      if (this.#bytes <= this.#maxBytes) return;
+    }
+  }
+}
+
+function isStale(entry: CacheEntry, epoch: number): boolean {
+  const { epochs } = entry;
+  if (epochs.all > epoch) return true;
+  if (epochs.tables.size === 0) return false;
+  for (const table of entry.tables) {
+    if ((epochs.tables.get(table) ?? 0) > epoch) return true;
+  }
+  return false;
+}

@@ -1,0 +1,126 @@
+// State shared by every session of one edge process: cache configs from the control plane, the
+// result store, statement analyses, per-cache stats and the cancel-key directory.
+import { CacheEpochs, ResultCache } from './cache/result-cache.ts';
+import { CompiledRules, type EdgeCacheConfig, type EdgeConfigSource } from './control/config.ts';
+import { CacheStats } from './metrics/cache-stats.ts';
+import { StatementMemo } from './pg/session/statement-memo.ts';
+import type { AddressGuard, OriginTarget } from './upstream/origin.ts';
+
+export interface CacheState {
+  readonly id: string;
+  rules: CompiledRules;
+  readonly epochs: CacheEpochs;
+  readonly stats: CacheStats;
+  loadedAt: number;
+}
+
+export interface EdgeLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface RuntimeOptions {
+  source: EdgeConfigSource;
+  cacheMaxBytes: number;
+  /** Refuses origin addresses the guard rejects; null allows any (ORIGIN_PRIVATE). */
+  guard: AddressGuard | null;
+  logger: EdgeLogger;
+}
+
+// A config older than this is re-read when a new connection arrives, in case a change
+// notification was lost (a dropped LISTEN connection, say).
+const CONFIG_MAX_AGE_MS = 30_000;
+
+export class EdgeRuntime {
+  readonly results: ResultCache;
+  readonly memo = new StatementMemo();
+  readonly guard: AddressGuard | null;
+  readonly logger: EdgeLogger;
+  readonly #source: EdgeConfigSource;
+  readonly #caches = new Map<string, CacheState>();
+  readonly #stats = new Map<string, CacheStats>();
+  // BackendKeyData (hex) → the origin that issued it, for CancelRequest.
+  readonly #cancelTargets = new Map<string, OriginTarget>();
+  readonly #unsubscribe: () => void;
+
+  constructor(options: RuntimeOptions) {
+    this.results = new ResultCache({ maxBytes: options.cacheMaxBytes });
+    this.guard = options.guard;
+    this.logger = options.logger;
+    this.#source = options.source;
+    this.#unsubscribe = options.source.subscribe((id) => {
+      this.reload(id).catch((error: unknown) =>
+        this.logger.error({ err: error, cacheId: id }, 'could not reload a cache config'),
+      );
+    });
+  }
+
+  /** The live state of a cache, loading it on first use; null when the cache does not exist. */
+  async cache(id: string): Promise<{ state: CacheState | null; config: EdgeCacheConfig | null }> {
+    const known = this.#caches.get(id);
+    if (known !== undefined && Date.now() - known.loadedAt < CONFIG_MAX_AGE_MS) {
+      return { state: known, config: known.rules.config };
+    }
+    await this.reload(id);
+    const state = this.#caches.get(id) ?? null;
+    return { state, config: state?.rules.config ?? null };
+  }
+
+  /** Re-reads a cache; a changed config drops its stored results, a deleted cache is forgotten. */
+  async reload(id: string): Promise<void> {
+    const config = await this.#source.loadCache(id);
+    const known = this.#caches.get(id);
+    if (config === null) {
+      if (known !== undefined) {
+        this.#caches.delete(id);
+        this.results.invalidate(known.epochs, 'all');
+      }
+      return;
+    }
+    if (known !== undefined) {
+      const changed = JSON.stringify(known.rules.config) !== JSON.stringify(config);
+      known.rules = new CompiledRules(config);
+      known.loadedAt = Date.now();
+      if (changed) this.results.invalidate(known.epochs, 'all');
+      return;
+    }
+    this.#caches.set(id, {
+      id,
+      rules: new CompiledRules(config),
+      epochs: new CacheEpochs(),
+      stats: this.stats(id),
+      loadedAt: Date.now(),
+    });
+  }
+
+  stats(id: string): CacheStats {
+    let stats = this.#stats.get(id);
+    if (stats === undefined) {
+      stats = new CacheStats(id);
+      this.#stats.set(id, stats);
+    }
+    return stats;
+  }
+
+  allStats(): Iterable<CacheStats> {
+    return this.#stats.values();
+  }
+
+  rememberCancelKey(key: string, target: OriginTarget): void {
+    this.#cancelTargets.set(key, target);
+  }
+
+  forgetCancelKey(key: string): void {
+    this.#cancelTargets.delete(key);
+  }
+
+  cancelTarget(key: string): OriginTarget | undefined {
+    return this.#cancelTargets.get(key);
+  }
+
+  close(): void {
+    this.#unsubscribe();
+  }
+}
