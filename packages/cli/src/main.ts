@@ -9,6 +9,7 @@ import {
   settings,
   startServer,
   type Config,
+  type Planes,
   type SettingName,
 } from '@edgegate/server';
 import { CliError } from './cli-error.ts';
@@ -52,8 +53,8 @@ function print(json: boolean, value: unknown, human: string) {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human + '\n');
 }
 
-async function serve(config: Config) {
-  const server = await startServer(config);
+async function serve(config: Config, planes: Planes) {
+  const server = await startServer(config, { planes });
   if (config.secretSource === 'generated') {
     server.logger.info(
       `Generated a root secret in ${config.dataDir}/secret; keep it safe and back it up.`,
@@ -83,18 +84,29 @@ const json = { json: { type: 'boolean' as const } };
 const commands: Command[] = [
   {
     name: 'start',
-    summary: 'Run everything in one process (control plane; the edge joins it when built)',
+    summary: 'Run everything in one process: control plane and Postgres edge',
     usage: 'edgegate start [settings]',
     options: settingOptions,
-    notes: 'With no settings: embedded store in ./data, http://localhost:8080.',
-    run: (_values, config) => serve(config()),
+    notes:
+      'With no settings: embedded store in ./data, http://localhost:8080, Postgres edge on 127.0.0.1:6432.',
+    run: (_values, config) => serve(config(), 'all'),
   },
   {
     name: 'server',
     summary: 'Run the control plane alone (console, OAuth server, API)',
     usage: 'edgegate server [settings]',
     options: settingOptions,
-    run: (_values, config) => serve(config()),
+    run: (_values, config) => serve(config(), 'server'),
+  },
+  {
+    name: 'edge',
+    summary: 'Run the Postgres edge alone (plus /healthz and /metrics on PORT)',
+    usage: 'edgegate edge --database-url postgres://… [settings]',
+    options: settingOptions,
+    notes:
+      'Point every edge and control plane at one DATABASE_URL: cache changes reach edges by LISTEN/NOTIFY.\n' +
+      'With the embedded store the edge must share its process: use `edgegate start`.',
+    run: (_values, config) => serve(config(), 'edge'),
   },
   {
     name: 'migrate',

@@ -51,9 +51,11 @@ export class EdgeRuntime {
     this.logger = options.logger;
     this.#source = options.source;
     this.#unsubscribe = options.source.subscribe((id) => {
-      this.reload(id).catch((error: unknown) =>
-        this.logger.error({ err: error, cacheId: id }, 'could not reload a cache config'),
-      );
+      for (const cacheId of id === null ? [...this.#caches.keys()] : [id]) {
+        this.reload(cacheId).catch((error: unknown) =>
+          this.logger.error({ err: error, cacheId }, 'could not reload a cache config'),
+        );
+      }
     });
   }
 

@@ -9,6 +9,7 @@ import { registerProblemHandler, sendProblem, toProblem } from './plugins/proble
 import { registerRejectNul } from './plugins/reject-nul.ts';
 import { registerConsoleSession } from './plugins/console-session.ts';
 import { createMetricsRegistry, registerHttpMetrics } from './plugins/metrics.ts';
+import type { Registry } from 'prom-client';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerHomeRoutes } from './routes/console/home.ts';
 import { registerSignupRoutes } from './routes/console/signup.ts';
@@ -55,6 +56,10 @@ export interface AppDeps {
   store: Store;
   logger: Logger;
   rateLimitStore?: RateLimitStore;
+  /** Shared with an edge in the same process, so /metrics shows both planes. */
+  metricsRegistry?: Registry;
+  /** An edge in the same process: flushed before metrics are read, so they are current. */
+  edge?: { flushMetrics(): Promise<void> };
 }
 
 export async function buildApp({
@@ -63,6 +68,8 @@ export async function buildApp({
   logger,
   rateLimitStore,
   resolveOrigin,
+  metricsRegistry,
+  edge,
 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -81,7 +88,7 @@ export async function buildApp({
 
   registerProblemHandler(app);
   registerRejectNul(app);
-  registerHttpMetrics(app, createMetricsRegistry());
+  registerHttpMetrics(app, metricsRegistry ?? createMetricsRegistry());
   await app.register(cookie);
   await app.register(formbody);
   registerConsoleSession(app, {
@@ -112,6 +119,7 @@ export async function buildApp({
       mysqlPort: config.edgeMysqlPort ?? 6033,
       mssqlPort: config.edgeMssqlPort ?? 1433,
     },
+    ...(edge ? { flushEdgeMetrics: () => edge.flushMetrics() } : {}),
   };
   registerIntegrationsRoutes(app, db);
   registerAuthorizedAppsRoutes(app, db);

@@ -36,6 +36,26 @@ export const settings = {
     schema: port.default(6033),
     help: 'MySQL/MariaDB edge port',
   },
+  EDGE_TLS_CERT: {
+    flag: 'edge-tls-cert',
+    schema: z.string().min(1).optional(),
+    help: 'PEM certificate file: the edge answers SSLRequest with TLS (needs EDGE_TLS_KEY)',
+  },
+  EDGE_TLS_KEY: {
+    flag: 'edge-tls-key',
+    schema: z.string().min(1).optional(),
+    help: 'PEM private key file for EDGE_TLS_CERT',
+  },
+  EDGE_CACHE_MAX_MB: {
+    flag: 'edge-cache-max-mb',
+    schema: z.coerce
+      .number({ error: 'must be a number of megabytes' })
+      .int('must be a whole number of megabytes')
+      .min(1, 'must be at least 1')
+      .max(1024 * 1024, 'must be at most 1048576 (1 TiB)')
+      .default(256),
+    help: 'Memory the edge may use for cached results, in MiB (least recently used go first)',
+  },
   EDGE_MSSQL_PORT: {
     flag: 'edge-mssql-port',
     schema: port.default(1433),
@@ -124,6 +144,8 @@ export interface Config {
   edgePgPort: number;
   edgeMysqlPort: number;
   edgeMssqlPort: number;
+  edgeTls: { certFile: string; keyFile: string } | null;
+  edgeCacheMaxMb: number;
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
@@ -173,6 +195,8 @@ export function parseConfig(
     edgePgPort: v.EDGE_PG_PORT,
     edgeMysqlPort: v.EDGE_MYSQL_PORT,
     edgeMssqlPort: v.EDGE_MSSQL_PORT,
+    edgeTls: edgeTls(v.EDGE_TLS_CERT, v.EDGE_TLS_KEY),
+    edgeCacheMaxMb: v.EDGE_CACHE_MAX_MB,
     dataDir: resolve(v.DATA_DIR),
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,
@@ -185,6 +209,16 @@ export function parseConfig(
     apiRateLimit: v.API_RATE_LIMIT,
     logLevel: v.LOG_LEVEL,
   };
+}
+
+function edgeTls(certFile: string | undefined, keyFile: string | undefined): Config['edgeTls'] {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError(
+      'EDGE_TLS_CERT (--edge-tls-cert) and EDGE_TLS_KEY (--edge-tls-key) go together: set both or neither',
+    );
+  }
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
 }
 
 function parseTrustProxy(value: string): boolean | number | string {

@@ -11,7 +11,7 @@ export {
 } from './config.ts';
 export { openStore, migrateToLatest, type Store, type Db } from './db/store.ts';
 export { createLogger } from './logger.ts';
-export { startServer, type RunningServer } from './main.ts';
+export { startServer, type Planes, type RunningServer } from './main.ts';
 export { Problem } from './problem.ts';
 export * as admin from './admin/commands.ts';
 export { adminSocketPath } from './admin/socket.ts';

@@ -1,4 +1,5 @@
-// Starts the control plane: config → store → migrations → HTTP listener → admin socket.
+// Starts Edgegate: config → store → migrations → edge → HTTP listener → admin socket. Which
+// planes run is the caller's choice (`edgegate start` both, `server` or `edge` one).
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
@@ -8,9 +9,17 @@ import { createLogger } from './logger.ts';
 import { lockDataDir } from './admin/data-dir-lock.ts';
 import { startAdminSocket } from './admin/socket.ts';
 import { listAppliedMigrations } from './db/migrations/status.ts';
+import { startEdge, type RunningEdge } from './edge/start-edge.ts';
+import { startEdgeStatusServer } from './edge/status-server.ts';
+import { createMetricsRegistry } from './plugins/metrics.ts';
+
+export type Planes = 'all' | 'server' | 'edge';
 
 export interface RunningServer {
-  app: FastifyInstance;
+  /** The control plane; null when only the edge runs. */
+  app: FastifyInstance | null;
+  /** The Postgres edge; null when only the control plane runs. */
+  edge: RunningEdge | null;
   store: Store;
   url: string;
   logger: Logger;
@@ -20,11 +29,13 @@ export interface RunningServer {
 
 export async function startServer(
   config: Config,
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; planes?: Planes } = {},
 ): Promise<RunningServer> {
+  const planes = options.planes ?? 'all';
   const logger = options.logger ?? createLogger(config.logLevel);
   const unlock = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
   let store: Store | undefined;
+  let edge: RunningEdge | null = null;
   try {
     store = await openStore({
       databaseUrl: config.databaseUrl,
@@ -34,7 +45,17 @@ export async function startServer(
     });
     await migrateToLatest(store.db);
     const migrations = await listAppliedMigrations(store.db);
-    const app = await buildApp({ config, store, logger });
+    const registry = createMetricsRegistry();
+    if (planes !== 'server') edge = await startEdge(config, store, logger, registry);
+    if (planes === 'edge')
+      return await edgeOnly(config, store, edge as RunningEdge, registry, logger, unlock);
+    const app = await buildApp({
+      config,
+      store,
+      logger,
+      metricsRegistry: registry,
+      ...(edge ? { edge } : {}),
+    });
     await app.listen({ port: config.port, host: config.host });
     // With Postgres the CLI reaches the store itself; the socket serves the embedded store only.
     const admin = config.databaseUrl
@@ -49,8 +70,10 @@ export async function startServer(
     );
     const opened = store;
     let closing: Promise<void> | undefined;
+    const runningEdge = edge;
     return {
       app,
+      edge: runningEdge,
       store: opened,
       url,
       logger,
@@ -60,7 +83,7 @@ export async function startServer(
           // Keep-alive sockets that finish a request while we wait become idle; close them then.
           const sweeper = setInterval(() => app.server.closeIdleConnections(), 100);
           try {
-            await Promise.all([app.close(), admin?.close()]);
+            await Promise.all([app.close(), admin?.close(), runningEdge?.close()]);
           } finally {
             clearTimeout(deadline);
             clearInterval(sweeper);
@@ -72,8 +95,41 @@ export async function startServer(
       },
     };
   } catch (error) {
+    await edge?.close();
     await store?.close();
     unlock();
     throw error;
   }
+}
+
+// The edge alone: a small HTTP listener on PORT keeps /healthz and /metrics for its operator.
+async function edgeOnly(
+  config: Config,
+  store: Store,
+  edge: RunningEdge,
+  registry: ReturnType<typeof createMetricsRegistry>,
+  logger: Logger,
+  unlock: () => void,
+): Promise<RunningServer> {
+  const status = await startEdgeStatusServer(config.host, config.port, registry);
+  logger.info({ url: status.url }, `Edge status (/healthz, /metrics) on ${status.url}`);
+  let closing: Promise<void> | undefined;
+  return {
+    app: null,
+    edge,
+    store,
+    url: status.url,
+    logger,
+    close() {
+      closing ??= (async () => {
+        try {
+          await Promise.all([edge.close(), status.close()]);
+        } finally {
+          await store.close();
+          unlock();
+        }
+      })();
+      return closing;
+    },
+  };
 }

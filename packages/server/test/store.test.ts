@@ -24,6 +24,7 @@ describe.each(storeKinds)('store on %s', (kind) => {
       '0001-foundation',
       '0002-oauth',
       '0003-api',
+      '0004-edge-metrics',
     ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);

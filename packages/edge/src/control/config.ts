@@ -28,8 +28,11 @@ export interface EdgeCacheConfig {
 export interface EdgeConfigSource {
   /** The cache with this id, or null when there is none (deleted, never existed). */
   loadCache(id: string): Promise<EdgeCacheConfig | null>;
-  /** Calls `listener` with a cache id whenever that cache or one of its rules changes. */
-  subscribe(listener: (cacheId: string) => void): () => void;
+  /**
+   * Calls `listener` with a cache id whenever that cache or one of its rules changes, and with
+   * null when changes may have been missed (every cache should be re-read).
+   */
+  subscribe(listener: (cacheId: string | null) => void): () => void;
 }
 
 /** The decision for one read: how long to keep it, and whether it may be used inside a transaction. */

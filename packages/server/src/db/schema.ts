@@ -152,6 +152,26 @@ export interface CacheRulesTable {
   updated_at: CreatedAt | Timestamp;
 }
 
+export interface CacheMetricSamplesTable {
+  id: Generated<string>;
+  cache_id: string;
+  at: CreatedAt;
+  queries: number;
+  hits: number;
+  misses: number;
+  uncacheable: number;
+  bytes_served: ColumnType<string, number, never>;
+  hit_latency: number[];
+  miss_latency: number[];
+  templates: ColumnType<TemplateSample[], string, never>;
+}
+
+export interface TemplateSample {
+  fingerprint: string;
+  normalized: string;
+  count: number;
+}
+
 export interface ApiKeysTable {
   id: string;
   workspace_id: string;
@@ -209,6 +229,7 @@ export interface Database {
   oauth_payloads: OAuthPayloadsTable;
   caches: CachesTable;
   cache_rules: CacheRulesTable;
+  cache_metric_samples: CacheMetricSamplesTable;
   api_keys: ApiKeysTable;
   service_tokens: ServiceTokensTable;
   service_token_accesses: ServiceTokenAccessesTable;

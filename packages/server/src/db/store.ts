@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import { Migrator, type MigrationResultSet } from 'kysely/migration';
 import type { Database } from './schema.ts';
+import type PgModule from 'pg';
 import { migrationProvider } from './migrations/index.ts';
 
 export type Db = Kysely<Database>;
@@ -11,6 +12,16 @@ export type Db = Kysely<Database>;
 export interface Store {
   db: Db;
   kind: 'pglite' | 'postgres';
+  /**
+   * LISTENs on a channel: `onNotify` gets each payload (NOTIFY is delivered on commit), and
+   * `onGap` is called when notifications may have been missed (a dropped connection), so the
+   * listener can re-read what it caches. Returns a function that stops listening.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onGap: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -34,7 +45,23 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
     pool.on('error', (error) => options.onIdleError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    const listeners = new Set<() => Promise<void>>();
+    return {
+      db,
+      kind: 'postgres',
+      async listen(channel, onNotify, onGap) {
+        const stop = await listenWithReconnect(pg, options, channel, onNotify, onGap);
+        listeners.add(stop);
+        return async () => {
+          listeners.delete(stop);
+          await stop();
+        };
+      },
+      async close() {
+        await Promise.all([...listeners].map((stop) => stop()));
+        await db.destroy();
+      },
+    };
   }
   const { PGlite } = await import('@electric-sql/pglite');
   let location = options.dataDir;
@@ -47,6 +74,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return {
     db,
     kind: 'pglite',
+    async listen(channel, onNotify) {
+      // One in-process database: nothing can be missed, so no gaps.
+      return pglite.listen(channel, onNotify);
+    },
     async close() {
       await db.destroy();
       if (!pglite.closed) await pglite.close();
@@ -69,4 +100,48 @@ export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
     });
   }
   return result;
+}
+
+// A dedicated connection for LISTEN (a pooled one would be handed to queries); when it drops it is
+// reopened after a second, and the listener is told it may have missed notifications.
+async function listenWithReconnect(
+  pg: typeof PgModule,
+  options: StoreOptions,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onGap: () => void,
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: PgModule.Client | null = null;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: options.databaseUrl });
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    next.on('error', (error) => {
+      options.onIdleError?.(error);
+      reopen();
+    });
+    next.on('end', () => reopen());
+    await next.connect();
+    await next.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+    client = next;
+  };
+  const reopen = (): void => {
+    if (stopped || retry !== undefined) return;
+    client = null;
+    retry = setTimeout(() => {
+      retry = undefined;
+      connect()
+        .then(onGap)
+        .catch(() => reopen());
+    }, 1000);
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await client?.end().catch(() => {});
+  };
 }

@@ -16,6 +16,7 @@ import {
   listCachesInWorkspace,
   updateCache as updateCacheRow,
 } from '../db/queries/caches.ts';
+import { notifyCacheChanged } from '../db/queries/cache-events.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import { newId } from './crypto.ts';
@@ -150,6 +151,7 @@ export async function updateCache(
       target: id,
       data: { fields: Object.keys(patch), via: principal.kind },
     });
+    await notifyCacheChanged(tx, id);
     return updated;
   });
 }
@@ -165,5 +167,6 @@ export async function deleteCache(db: Db, principal: Principal, id: string): Pro
       target: id,
       data: { name: current.name, via: principal.kind },
     });
+    await notifyCacheChanged(tx, current.id);
   });
 }

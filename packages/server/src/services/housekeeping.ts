@@ -5,6 +5,10 @@ import type { Db } from '../db/store.ts';
 import { deleteExpiredSessions } from '../db/queries/sessions.ts';
 import { deleteExpiredOAuthRows } from '../db/queries/oauth-store.ts';
 import { deleteExpiredIdempotencyKeys } from '../db/queries/idempotency.ts';
+import { deleteMetricSamplesBefore } from '../db/queries/cache-metrics.ts';
+
+// Edge metric samples are kept this long (the API's longest window).
+export const METRICS_RETENTION_MS = 7 * 24 * 3600_000;
 
 export const HOUSEKEEPING_INTERVAL_MS = 10 * 60_000;
 
@@ -12,6 +16,7 @@ export async function sweepExpired(db: Db, now = new Date()): Promise<void> {
   await deleteExpiredSessions(db, now);
   await deleteExpiredOAuthRows(db, now);
   await deleteExpiredIdempotencyKeys(db, now);
+  await deleteMetricSamplesBefore(db, new Date(now.getTime() - METRICS_RETENTION_MS));
 }
 
 /** Starts the periodic sweep; the returned function stops it. It never keeps the process alive. */

@@ -18,6 +18,7 @@ import {
   listRulesOfCache,
   updateRule as updateRuleRow,
 } from '../db/queries/rules.ts';
+import { notifyCacheChanged } from '../db/queries/cache-events.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import type { Principal } from '../plugins/credential-auth.ts';
@@ -175,6 +176,7 @@ export async function createRule(
         target: row.id,
         data: auditData(row, principal, { mode: row.mode }),
       });
+      await notifyCacheChanged(tx, cache.id);
       return row;
     });
   } catch (error) {
@@ -253,6 +255,7 @@ export async function updateRule(
       target: id,
       data: auditData(updated, principal, { fields: Object.keys(patch) }),
     });
+    await notifyCacheChanged(tx, updated.cache_id);
     return updated;
   });
 }
@@ -273,5 +276,6 @@ export async function deleteRule(
       target: id,
       data: auditData(current, principal),
     });
+    await notifyCacheChanged(tx, current.cache_id);
   });
 }

@@ -4,6 +4,7 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 import { foundation } from './0001-foundation.ts';
 import { oauth } from './0002-oauth.ts';
 import { api } from './0003-api.ts';
+import { edgeMetrics } from './0004-edge-metrics.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
@@ -12,6 +13,7 @@ const migrations: Record<string, MigrationStatements> = {
   '0001-foundation': foundation,
   '0002-oauth': oauth,
   '0003-api': api,
+  '0004-edge-metrics': edgeMetrics,
 };
 
 export const migrationProvider: MigrationProvider = {

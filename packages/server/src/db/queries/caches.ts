@@ -103,3 +103,8 @@ export async function updateCache(
 export async function deleteCache(db: Db, id: string): Promise<void> {
   await db.deleteFrom('caches').where('id', '=', id).execute();
 }
+
+/** Any cache by id, whatever its workspace: for the edge, which routes by cache id alone. */
+export async function findCacheById(db: Db, id: string): Promise<CacheRow | undefined> {
+  return db.selectFrom('caches').selectAll().where('id', '=', id).executeTakeFirst();
+}

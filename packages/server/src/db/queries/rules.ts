@@ -102,3 +102,8 @@ export async function updateRule(
 export async function deleteRule(db: Db, id: string): Promise<void> {
   await db.deleteFrom('cache_rules').where('id', '=', id).execute();
 }
+
+/** Every rule of a cache (a cache has few), for the edge. */
+export async function listAllRulesOfCache(db: Db, cacheId: string): Promise<CacheRuleRow[]> {
+  return db.selectFrom('cache_rules').selectAll().where('cache_id', '=', cacheId).execute();
+}

@@ -19,6 +19,7 @@ import { registerPostCache } from './caches/post-cache.ts';
 import { registerGetCache } from './caches/get-cache.ts';
 import { registerPatchCache } from './caches/patch-cache.ts';
 import { registerDeleteCache } from './caches/delete-cache.ts';
+import { registerGetCacheMetrics } from './caches/get-cache-metrics.ts';
 import { registerGetRules } from './rules/get-rules.ts';
 import { registerPostRule } from './rules/post-rule.ts';
 import { registerGetRule } from './rules/get-rule.ts';
@@ -46,6 +47,7 @@ const ROUTES = [
   registerGetCache,
   registerPatchCache,
   registerDeleteCache,
+  registerGetCacheMetrics,
   registerGetRules,
   registerPostRule,
   registerGetRule,

@@ -13,6 +13,8 @@ export interface V1Deps {
     /** Placed in MS SQL connection strings; SPEC §1 names no MS SQL edge port yet, so 1433 by default. */
     mssqlPort?: number;
   };
+  /** An edge running in this process: flushed first so metrics include the last seconds. */
+  flushEdgeMetrics?: () => Promise<void>;
 }
 
 /** Every error is RFC 9457 problem+json; listed once so the OpenAPI document shows it everywhere. */

@@ -1,0 +1,62 @@
+// Starts a real Postgres edge on a free loopback port for a test, with a silent logger.
+import type { AddressInfo } from 'node:net';
+import {
+  EdgeRuntime,
+  loadSqlParser,
+  PgEdgeServer,
+  type EdgeConfigSource,
+  type EdgeLogger,
+} from '../../src/index.ts';
+
+export interface RunningEdge {
+  host: '127.0.0.1';
+  port: number;
+  runtime: EdgeRuntime;
+  server: PgEdgeServer;
+  close(): Promise<void>;
+}
+
+const silent: EdgeLogger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+};
+
+export async function startEdge(options: {
+  source: EdgeConfigSource;
+  /** PEM certificate and key: the edge then answers SSLRequest with TLS. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | null;
+  logger?: EdgeLogger;
+}): Promise<RunningEdge> {
+  await loadSqlParser();
+  const runtime = new EdgeRuntime({
+    source: options.source,
+    cacheMaxBytes: 16 * 1024 * 1024,
+    guard: null,
+    logger: options.logger ?? silent,
+  });
+  const server = new PgEdgeServer({
+    runtime,
+    host: '127.0.0.1',
+    port: 0,
+    tls: options.tls ?? null,
+  });
+  let address: AddressInfo;
+  try {
+    address = await server.listen();
+  } catch (error) {
+    runtime.close();
+    throw error;
+  }
+  return {
+    host: '127.0.0.1',
+    port: address.port,
+    runtime,
+    server,
+    async close() {
+      await server.close();
+      runtime.close();
+    },
+  };
+}
