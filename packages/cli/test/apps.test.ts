@@ -146,10 +146,14 @@ describe('edgegate apps create', () => {
 
   describe('while `edgegate start` runs on the same data directory', () => {
     const liveDir = mkdtempSync(join(tmpdir(), 'eg-cli-apps-live-'));
-    const server = spawn(process.execPath, [BIN, 'start', '--data-dir', liveDir, '--port', '0'], {
-      env: { ...process.env, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const server = spawn(
+      process.execPath,
+      [BIN, 'start', '--data-dir', liveDir, '--port', '0', '--edge-pg-port', '0'],
+      {
+        env: { ...process.env, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     const started = new Promise<void>((resolveStarted, reject) => {
       server.stdout.on('data', (chunk: Buffer) => {

@@ -29,14 +29,21 @@ describe('edgegate CLI', () => {
   it('lists its commands and settings with --help', async () => {
     const { code, stdout } = await edgegate(['--help']);
     expect(code).toBe(0);
-    for (const command of ['start', 'server', 'migrate', 'users create', 'workspaces create']) {
+    for (const command of [
+      'start',
+      'server',
+      'edge',
+      'migrate',
+      'users create',
+      'workspaces create',
+    ]) {
       expect(stdout).toContain(`  ${command}`);
     }
     expect(stdout).toContain('--database-url');
     expect(stdout).toContain('DATABASE_URL');
   });
 
-  it.each(['start', 'server', 'migrate', 'users create', 'workspaces create'])(
+  it.each(['start', 'server', 'edge', 'migrate', 'users create', 'workspaces create'])(
     'has --help for %s',
     async (command) => {
       const { code, stdout } = await edgegate([...command.split(' '), '--help']);
@@ -169,10 +176,14 @@ describe('edgegate CLI', () => {
 
   describe('while `edgegate start` runs on the same data directory', () => {
     const dataDir = tempDir();
-    const server = spawn(process.execPath, [BIN, 'start', '--data-dir', dataDir, '--port', '0'], {
-      env: { ...process.env, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const server = spawn(
+      process.execPath,
+      [BIN, 'start', '--data-dir', dataDir, '--port', '0', '--edge-pg-port', '0'],
+      {
+        env: { ...process.env, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     const url = new Promise<string>((resolveUrl, reject) => {
       server.stdout.on('data', (chunk: Buffer) => {

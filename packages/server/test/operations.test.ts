@@ -14,7 +14,12 @@ describe('operations', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'eg-ops-'));
 
   beforeAll(async () => {
-    const config = loadConfig({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' });
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      PORT: '0',
+      EDGE_PG_PORT: '0',
+      LOG_LEVEL: 'info',
+    });
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
     server = await startServer(config, { logger });
   });

@@ -13,9 +13,11 @@ export interface CacheEntry {
   readonly epochs: CacheEpochs;
   /** Bare names of the tables the result came from. */
   readonly tables: readonly string[];
-  /** The encoded response without ReadyForQuery; `split` divides RowDescription from the rest. */
-  readonly bytes: Buffer;
-  readonly split: number;
+  /**
+   * The whole answer as the origin sent it, ending with ReadyForQuery('I'); an extended-protocol
+   * answer starts with ParseComplete and BindComplete (a client that sent no Parse gets it from byte 5).
+   */
+  readonly response: Buffer;
   /** The template fingerprint, for per-template metrics on hits. */
   readonly fingerprint: string;
   /** 'never': not served inside a transaction block. */
@@ -33,8 +35,7 @@ export interface NewEntry {
   key: string;
   epochs: CacheEpochs;
   tables: readonly string[];
-  bytes: Buffer;
-  split: number;
+  response: Buffer;
   fingerprint: string;
   transactionPolicy: 'never' | 'untilWrite';
   ttlMs: number;
@@ -99,15 +100,14 @@ export class ResultCache {
    * (the result may predate that write) or it is too big. Returns the entry, or null.
    */
   set(input: NewEntry): CacheEntry | null {
-    const { key, bytes, ttlMs, askedEpoch } = input;
-    const size = bytes.length + key.length * 2 + ENTRY_OVERHEAD_BYTES;
+    const { key, response, ttlMs, askedEpoch } = input;
+    const size = response.length + key.length * 2 + ENTRY_OVERHEAD_BYTES;
     if (size > this.maxEntryBytes || ttlMs <= 0) return null;
     const entry: CacheEntry = {
       key,
       epochs: input.epochs,
       tables: input.tables,
-      bytes,
-      split: input.split,
+      response,
       fingerprint: input.fingerprint,
       transactionPolicy: input.transactionPolicy,
       storedEpoch: askedEpoch,

@@ -61,16 +61,17 @@ interface Capture {
   fingerprint: string;
   policy: CachePolicy;
   askedEpoch: number;
+  extended: boolean;
   pieces: Buffer[];
   bytes: number;
-  split: number;
   ok: boolean;
 }
 
 // One request/response cycle: everything up to and including a Sync, Query or FunctionCall,
 // answered by one ReadyForQuery (from the origin, or made here for a cache hit).
 interface Exchange {
-  local: Buffer[] | null;
+  // A cache hit, answered when it reaches the head of the queue (with the status of that moment).
+  local: { entry: CacheEntry; extended: Extended } | null;
   waiting: boolean;
   capture: Capture | null;
   writes: string[] | 'all' | null;
@@ -82,6 +83,8 @@ interface Exchange {
   parsedNames: string[];
   fingerprint: string;
 }
+
+type Extended = { parse: ParseMessage | null; describe: boolean } | null;
 
 interface Statement {
   sql: string;
@@ -133,6 +136,7 @@ export class PgSession implements BackendFrameSink {
 
   // Output batching: a run of contiguous origin bytes, then a list of pieces to write.
   #out: Buffer[] = [];
+  #toOrigin: Buffer[] = [];
   #runBuffer: Buffer | null = null;
   #runStart = 0;
   #runEnd = 0;
@@ -385,7 +389,7 @@ export class PgSession implements BackendFrameSink {
   #onQueryMessage(message: FrontendMessage): void {
     switch (message.kind) {
       case 'query':
-        this.#forwardHeldUnit();
+        if (this.#joinsUnit(message)) return;
         return this.#onQuery(message);
       case 'parse':
       case 'bind':
@@ -400,7 +404,7 @@ export class PgSession implements BackendFrameSink {
         this.#unit.push(message);
         return this.#forwardHeldUnit();
       case 'functionCall':
-        this.#forwardHeldUnit();
+        if (this.#joinsUnit(message)) return;
         return this.#send([message.frame], this.#exchange('uncacheable', 'all'));
       case 'terminate':
         this.#writeOrigin(message.frame);
@@ -414,11 +418,7 @@ export class PgSession implements BackendFrameSink {
   }
 
   #hold(message: FrontendMessage): void {
-    if (this.#unitExchange !== null) {
-      this.#applyStatementEffects(message, this.#unitExchange);
-      this.#writeOrigin(message.frame);
-      return;
-    }
+    if (this.#unitExchange !== null) return this.#followUnit([message]);
     this.#unit.push(message);
     this.#unitBytes += message.frame.length;
     if (this.#unitBytes > MAX_HELD_UNIT_BYTES) this.#forwardHeldUnit();
@@ -571,7 +571,7 @@ export class PgSession implements BackendFrameSink {
     policy: CachePolicy;
     exchange: Exchange;
     coalesce: boolean;
-    extended: { parse: ParseMessage | null; describe: boolean } | null;
+    extended: Extended;
     frames: () => Buffer[];
   }): void {
     const { key, analysis, policy, exchange } = miss;
@@ -586,9 +586,9 @@ export class PgSession implements BackendFrameSink {
         fingerprint: analysis.fingerprint,
         policy,
         askedEpoch: results.epoch,
+        extended: miss.extended !== null,
         pieces: [],
         bytes: 0,
-        split: 0,
         ok: true,
       };
       this.#send(miss.frames(), exchange);
@@ -604,8 +604,8 @@ export class PgSession implements BackendFrameSink {
         if (entry !== null) {
           if (miss.extended?.parse != null) this.#rememberUnnamed(miss.extended.parse, false);
           exchange.result = 'hit';
-          exchange.local = this.#hitPieces(entry, miss.extended);
-          this.#countHit(entry, exchange.startedAt);
+          exchange.local = { entry, extended: miss.extended };
+          this.#countHit(entry);
         } else {
           // The leader's answer could not be stored: ask the origin ourselves, in order.
           exchange.result = 'uncacheable';
@@ -622,36 +622,39 @@ export class PgSession implements BackendFrameSink {
       .catch((error: unknown) => this.#fail(error));
   }
 
-  #serve(
-    entry: CacheEntry,
-    extended: { parse: ParseMessage | null; describe: boolean } | null,
-  ): void {
+  #serve(entry: CacheEntry, extended: Extended): void {
     if (extended?.parse != null) this.#rememberUnnamed(extended.parse, false);
+    this.#countHit(entry);
+    if (this.#queue.length === 0) {
+      // Nothing in flight: straight out, no bookkeeping.
+      this.#flushRun();
+      this.#pushHit(this.#out, entry, extended);
+      return;
+    }
     const exchange = this.#exchange('hit', null);
-    exchange.local = this.#hitPieces(entry, extended);
-    this.#countHit(entry, exchange.startedAt);
+    exchange.local = { entry, extended };
     this.#queue.push(exchange);
     this.#flushLocal();
   }
 
-  #countHit(entry: CacheEntry, startedAt: number): void {
+  #countHit(entry: CacheEntry): void {
     const stats = (this.#cache as CacheState).stats;
     stats.hits += 1;
-    stats.bytesServed += entry.bytes.length;
+    stats.bytesServed += entry.response.length;
     stats.template(entry.fingerprint, () => '');
-    stats.hitLatency.record(performance.now() - Math.min(startedAt, this.#arrivedAt));
+    stats.hitLatency.record(performance.now() - this.#arrivedAt);
   }
 
-  #hitPieces(
-    entry: CacheEntry,
-    extended: { parse: ParseMessage | null; describe: boolean } | null,
-  ): Buffer[] {
-    if (extended === null) return [entry.bytes];
-    const pieces: Buffer[] = [];
-    if (extended.parse !== null) pieces.push(PARSE_COMPLETE);
-    pieces.push(BIND_COMPLETE);
-    pieces.push(extended.describe ? entry.bytes : entry.bytes.subarray(entry.split));
-    return pieces;
+  // The stored answer, without its ParseComplete when the client sent no Parse, and with the
+  // session's own transaction status when it is not idle.
+  #pushHit(out: Buffer[], entry: CacheEntry, extended: Extended): void {
+    const response = entry.response;
+    const start = extended !== null && extended.parse === null ? PARSE_COMPLETE.length : 0;
+    if (this.#txStatus === 'I') {
+      out.push(start === 0 ? response : response.subarray(start));
+    } else {
+      out.push(response.subarray(start, response.length - RFQ.I.length), RFQ[this.#txStatus]);
+    }
   }
 
   // Frames of a unit as the origin must get them, re-sending the unnamed statement first when a
@@ -661,12 +664,7 @@ export class PgSession implements BackendFrameSink {
     let injected = false;
     for (const message of unit) {
       if (message.kind === 'parse' && message.name === '') this.#originHasUnnamed = true;
-      if (
-        message.kind === 'bind' &&
-        message.statement === '' &&
-        !this.#originHasUnnamed &&
-        !injected
-      ) {
+      if (usesUnnamedStatement(message) && !this.#originHasUnnamed && !injected) {
         if (this.#unnamed !== null) frames.unshift(this.#unnamed.frame);
         this.#originHasUnnamed = true;
         injected = this.#unnamed !== null;
@@ -697,14 +695,35 @@ export class PgSession implements BackendFrameSink {
     const unit = this.#unit;
     this.#unit = [];
     this.#unitBytes = 0;
-    if (this.#unitExchange !== null) {
-      for (const message of unit) {
-        this.#applyStatementEffects(message, this.#unitExchange);
-        this.#writeOrigin(message.frame);
-      }
-      return;
-    }
+    if (this.#unitExchange !== null) return this.#followUnit(unit);
     this.#forwardUnit(unit, false);
+  }
+
+  // More messages of a unit already forwarded before its Sync: straight on, under its exchange.
+  #followUnit(messages: FrontendMessage[]): void {
+    const exchange = this.#unitExchange as Exchange;
+    const frames = this.#unitFrames(messages);
+    this.#takeInjected(exchange);
+    for (const message of messages) this.#applyStatementEffects(message, exchange);
+    for (const frame of frames) this.#writeOrigin(frame);
+  }
+
+  // A Query or FunctionCall after extended messages with no Sync: Postgres answers them all with
+  // one ReadyForQuery, so they share the unit's exchange instead of queueing their own.
+  #joinsUnit(message: FrontendMessage): boolean {
+    this.#forwardHeldUnit();
+    const exchange = this.#unitExchange;
+    if (exchange === null) return false;
+    this.#unitExchange = null;
+    if (message.kind === 'query') {
+      const analysis = this.#runtime.memo.analyze(message.sql, this.#standardStrings);
+      if (analysis.writes === 'all' || analysis.writes.length > 0)
+        addWrites(exchange, analysis.writes);
+      this.#applySessionEffect(analysis, message.sql);
+    } else addWrites(exchange, 'all');
+    exchange.result = 'uncacheable';
+    this.#writeOrigin(message.frame);
+    return true;
   }
 
   // Tracks statements (for later Binds and key building), writes and settings of forwarded messages.
@@ -771,7 +790,9 @@ export class PgSession implements BackendFrameSink {
       .map(([name, value]) => `${name}=${value}`)
       .sort()
       .join('\u0001');
-    this.#sessionKey = `${this.#baseKey}\u0000${reported}\u0000${this.#settings.join('\u0001')}`;
+    this.#sessionKey = internSessionKey(
+      `${this.#baseKey}\u0000${reported}\u0000${this.#settings.join('\u0001')}`,
+    );
   }
 
   #exchange(result: Exchange['result'], writes: string[] | 'all' | null): Exchange {
@@ -810,10 +831,28 @@ export class PgSession implements BackendFrameSink {
     for (const table of writes) this.#txWrites.add(table);
   }
 
+  // Frames for the origin are batched and written once per batch of client input: pgbench's five
+  // extended-protocol messages would otherwise cost five system calls.
   #writeOrigin(frame: Buffer): void {
+    this.#toOrigin.push(frame);
+  }
+
+  #flushOrigin(): void {
+    const frames = this.#toOrigin;
     const origin = this.#origin;
-    if (origin === null) return;
-    if (!origin.write(frame)) this.#client.pause();
+    if (frames.length === 0 || origin === null) return;
+    this.#toOrigin = [];
+    let ok: boolean;
+    if (frames.length === 1) ok = origin.write(frames[0] as Buffer);
+    else if (frames.length <= 64) ok = origin.write(Buffer.concat(frames));
+    else {
+      origin.cork();
+      for (const frame of frames) origin.write(frame);
+      origin.uncork();
+      ok = origin.writableLength < origin.writableHighWaterMark;
+    }
+    // A slow origin: stop reading the client until the origin drains.
+    if (!ok) this.#client.pause();
   }
 
   // ---- origin → edge ----
@@ -884,7 +923,6 @@ export class PgSession implements BackendFrameSink {
       return;
     }
     capture.pieces.push(frame);
-    if (code === codes.RowDescription) capture.split = capture.bytes;
   }
 
   #onTag(exchange: Exchange, tag: string): void {
@@ -926,8 +964,11 @@ export class PgSession implements BackendFrameSink {
           key: capture.key,
           epochs: cache.epochs,
           tables: capture.tables,
-          bytes: Buffer.concat(capture.pieces, capture.bytes),
-          split: capture.split,
+          response: Buffer.concat(
+            capture.extended
+              ? [PARSE_COMPLETE, BIND_COMPLETE, ...capture.pieces, RFQ.I]
+              : [...capture.pieces, RFQ.I],
+          ),
           fingerprint: capture.fingerprint,
           transactionPolicy: capture.policy.transactionPolicy,
           ttlMs: capture.policy.ttlMs,
@@ -965,8 +1006,7 @@ export class PgSession implements BackendFrameSink {
       if (head.local === null) return;
       this.#queue.shift();
       this.#flushRun();
-      for (const piece of head.local) this.#out.push(piece);
-      this.#out.push(RFQ[this.#txStatus]);
+      this.#pushHit(this.#out, head.local.entry, head.local.extended);
     }
   }
 
@@ -1027,6 +1067,7 @@ export class PgSession implements BackendFrameSink {
   }
 
   #flushOut(): void {
+    this.#flushOrigin();
     this.#flushRun();
     const out = this.#out;
     if (out.length === 0 || this.#step.kind === 'closed') return;
@@ -1058,6 +1099,24 @@ export class PgSession implements BackendFrameSink {
   }
 }
 
+// Session keys (cache, database, user, settings) are long; each distinct one gets a short id so the
+// per-query key is short to build and hash. Ids are never reused, so clearing the map when it grows
+// only costs the entries of sessions that are gone.
+const sessionIds = new Map<string, string>();
+let nextSessionId = 0;
+const MAX_SESSION_IDS = 100_000;
+
+function internSessionKey(full: string): string {
+  let id = sessionIds.get(full);
+  if (id === undefined) {
+    if (sessionIds.size >= MAX_SESSION_IDS) sessionIds.clear();
+    nextSessionId += 1;
+    id = `s${nextSessionId.toString(36)}`;
+    sessionIds.set(full, id);
+  }
+  return id;
+}
+
 // Offset in a Bind frame where its parameter formats begin (after portal and statement names).
 function bindParametersOffset(bind: BindMessage): number {
   const portalEnd = bind.frame.indexOf(0, 5);
@@ -1081,6 +1140,14 @@ function saslMechanisms(frame: Buffer): string[] {
     offset = end + 1;
   }
   return mechanisms;
+}
+
+function usesUnnamedStatement(message: FrontendMessage): boolean {
+  if (message.kind === 'bind') return message.statement === '';
+  if (message.kind === 'describe' || message.kind === 'close') {
+    return message.target === 'S' && message.name === '';
+  }
+  return false;
 }
 
 function addWrites(exchange: Exchange, writes: string[] | 'all'): void {

@@ -1,0 +1,245 @@
+// The edge driven by the control plane, end to end: a cache created through the API serves the
+// connection string the API hands out, rule and cache changes reach a running edge within a second
+// (in one process, and in a separate edge process by LISTEN/NOTIFY), and metrics come back out.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { startServer, type RunningServer } from '../src/main.ts';
+import { signUp } from '../src/services/accounts.ts';
+import { freePort } from './helpers/listening-app.ts';
+import { createTestDatabase } from './helpers/stores.ts';
+import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
+
+const SCOPES = [
+  'caches:read',
+  'caches:write',
+  'cacheRules:read',
+  'cacheRules:write',
+  'metrics:read',
+];
+const silent = pino({ level: 'silent' });
+
+async function start(databaseUrl: string, planes: 'all' | 'server' | 'edge', edgePort: number) {
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'eg-edge-')),
+    PORT: '0',
+    EDGE_PG_PORT: String(edgePort),
+    EDGEGATE_SECRET: 'a'.repeat(48),
+    LOG_LEVEL: 'silent',
+  });
+  return startServer(config, { logger: silent, planes });
+}
+
+async function bearer(server: RunningServer, email: string): Promise<string> {
+  const app = server.app!;
+  const { user, personalWorkspace } = await signUp(server.store.db, {
+    email,
+    password: 'long enough pw',
+  });
+  const grant = await consentedGrant(app, server.store.db, {
+    userId: user.id,
+    workspaceId: personalWorkspace.id,
+    scopes: SCOPES,
+  });
+  return (await accessTokenFor(app, grant)).access_token;
+}
+
+function api(server: RunningServer, token: string) {
+  const call = async (method: string, url: string, body?: object) => {
+    const response = await server.app!.inject({
+      method: method as 'GET',
+      url,
+      headers: { authorization: `Bearer ${token}` },
+      ...(body ? { payload: body } : {}),
+    });
+    return {
+      status: response.statusCode,
+      body: (response.body === '' ? null : response.json()) as { data: Record<string, unknown> },
+    };
+  };
+  return {
+    get: (url: string) => call('GET', url),
+    post: (url: string, body: object) => call('POST', url, body),
+    patch: (url: string, body: object) => call('PATCH', url, body),
+    delete: (url: string) => call('DELETE', url),
+  };
+}
+
+async function query(connectionString: string, sql: string) {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Retries `check` for up to a second: config changes must land within that. */
+async function withinASecond(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 1000;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error('the change did not reach the edge within a second');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('the edge in one process with the control plane', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let server: RunningServer;
+  let token: string;
+  let cacheId: string;
+  let edgeUrl: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    server = await start(database.url, 'all', await freePort());
+    token = await bearer(server, 'edge-one@example.com');
+    const created = await api(server, token).post('/v1/caches', {
+      name: 'Local Postgres',
+      type: 'postgres',
+      hostname: '127.0.0.1',
+      port: 5432,
+      originTls: 'disable',
+    });
+    expect(created.status).toBe(201);
+    cacheId = created.body.data.id as string;
+    const converted = await api(server, token).post('/v1/connection-strings', {
+      cacheId,
+      connectionString: 'postgres://postgres@127.0.0.1:5432/test',
+    });
+    expect(converted.status).toBe(200);
+    edgeUrl = converted.body.data.connectionString as string;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await database?.drop();
+  });
+
+  it('the connection string from the API works through the edge, and repeated reads are hits', async () => {
+    expect(edgeUrl).toBe(
+      `postgres://postgres@localhost:${server.edge!.port}/test?application_name=${cacheId}`,
+    );
+    const sql = 'SELECT 40 + 2 AS answer';
+    expect(await query(edgeUrl, sql)).toEqual([{ answer: 42 }]);
+    expect(await query(edgeUrl, sql)).toEqual([{ answer: 42 }]);
+    const metrics = await api(server, token).get(`/v1/caches/${cacheId}/metrics?window=15m`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body.data).toMatchObject({
+      cacheId,
+      queries: 2,
+      hits: 1,
+      misses: 1,
+      hitRatio: 0.5,
+    });
+    const data = metrics.body.data as {
+      latency: { hit: { p50Ms: number | null } };
+      topTemplates: { normalized: string; count: number }[];
+      series: { hits: number }[];
+    };
+    expect(data.latency.hit.p50Ms).not.toBeNull();
+    expect(data.topTemplates[0]).toMatchObject({
+      normalized: 'SELECT $1 + $2 AS answer',
+      count: 2,
+    });
+    expect(data.series.reduce((sum, point) => sum + point.hits, 0)).toBe(1);
+    const prometheus = await (await fetch(`${server.url}/metrics`)).text();
+    expect(prometheus).toContain(
+      `edgegate_edge_queries_total{cache_id="${cacheId}",result="hit"} 1`,
+    );
+  });
+
+  it('metrics need metrics:read and stay inside the workspace', async () => {
+    const other = await bearer(server, 'edge-other@example.com');
+    expect((await api(server, other).get(`/v1/caches/${cacheId}/metrics`)).status).toBe(404);
+    expect((await api(server, token).get(`/v1/caches/${cacheId}/metrics?window=2y`)).status).toBe(
+      400,
+    );
+  });
+
+  it('a rule change reaches the running edge within a second', async () => {
+    const sql = 'SELECT 7 * 6 AS answer';
+    await query(edgeUrl, sql);
+    const stats = server.edge!.runtime.stats(cacheId);
+    const rule = await api(server, token).post(`/v1/caches/${cacheId}/rules`, {
+      kind: 'template',
+      key: sql,
+      mode: 'off',
+    });
+    expect(rule.status).toBe(201);
+    await withinASecond(async () => {
+      const hits = stats.hits;
+      await query(edgeUrl, sql);
+      return stats.hits === hits;
+    });
+  });
+
+  it('deleting the cache refuses new connections', async () => {
+    expect((await api(server, token).delete(`/v1/caches/${cacheId}`)).status).toBe(204);
+    await withinASecond(async () => {
+      try {
+        await query(edgeUrl, 'SELECT 1');
+        return false;
+      } catch (error) {
+        expect((error as { code?: string }).code).toBe('08004');
+        return true;
+      }
+    });
+  });
+});
+
+describe('a separate edge process', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let controlPlane: RunningServer;
+  let edge: RunningServer;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    controlPlane = await start(database.url, 'server', 0);
+    edge = await start(database.url, 'edge', await freePort());
+  });
+
+  afterAll(async () => {
+    await edge?.close();
+    await controlPlane?.close();
+    await database?.drop();
+  });
+
+  it('hears cache and rule changes from the control plane by LISTEN/NOTIFY', async () => {
+    expect(controlPlane.edge).toBeNull();
+    expect(edge.app).toBeNull();
+    const token = await bearer(controlPlane, 'edge-two@example.com');
+    const created = await api(controlPlane, token).post('/v1/caches', {
+      name: 'Origin',
+      type: 'postgres',
+      hostname: '127.0.0.1',
+      port: 5432,
+      originTls: 'disable',
+    });
+    const cacheId = created.body.data.id as string;
+    const url = `postgres://postgres@127.0.0.1:${edge.edge!.port}/test?application_name=${cacheId}`;
+    const sql = 'SELECT 6 * 7 AS answer';
+    await query(url, sql);
+    await query(url, sql);
+    const stats = edge.edge!.runtime.stats(cacheId);
+    expect(stats.hits).toBe(1);
+    await api(controlPlane, token).patch(`/v1/caches/${cacheId}`, { defaultMode: 'off' });
+    await withinASecond(async () => {
+      const uncacheable = stats.uncacheable;
+      await query(url, sql);
+      return stats.uncacheable === uncacheable + 1;
+    });
+    // The edge's status listener answers for its operator.
+    expect(await (await fetch(`${edge.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${edge.url}/metrics`)).text()).toContain(
+      'edgegate_edge_queries_total',
+    );
+  });
+});
