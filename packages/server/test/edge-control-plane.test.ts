@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { startServer, type RunningServer } from '../src/main.ts';
 import { signUp } from '../src/services/accounts.ts';
+import { ConsoleClient } from './helpers/console-client.ts';
 import { freePort } from './helpers/listening-app.ts';
 import { createTestDatabase } from './helpers/stores.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
@@ -154,6 +155,31 @@ describe('the edge in one process with the control plane', () => {
     expect(prometheus).toContain(
       `edgegate_edge_queries_total{cache_id="${cacheId}",result="hit"} 1`,
     );
+  });
+
+  it('the cache page in the console shows the traffic: hit ratio and a chart of hits vs misses', async () => {
+    const console_ = new ConsoleClient(server.app!);
+    await console_.signUp('edge-console@example.com');
+    const workspace = await console_.post('/workspaces', { name: 'Edge console' });
+    const base = workspace.headers.location as string;
+    const created = await console_.post(`${base}/caches`, {
+      name: 'Console cache',
+      type: 'postgres',
+      hostname: '127.0.0.1',
+      port: '5432',
+      defaultMode: 'auto',
+      defaultTtlSeconds: '60',
+    });
+    const path = created.headers.location as string;
+    const id = path.split('/').at(-1) as string;
+    const url = `postgres://postgres@127.0.0.1:${server.edge!.port}/test?application_name=${id}`;
+    for (let i = 0; i < 3; i++) await query(url, 'SELECT 1 AS one');
+    const page = await console_.get(path);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('data-testid="metrics-chart"');
+    expect(page.body).toMatch(/data-testid="hit-ratio">66\.7 %</);
+    expect(page.body).toMatch(/<title>[^<]*: 2 hits, 1 misses<\/title>/);
+    expect(page.body).toContain('<code>SELECT $1 AS one</code>');
   });
 
   it('metrics need metrics:read and stay inside the workspace', async () => {

@@ -368,6 +368,7 @@ export function cachePage(options: {
   edit: FormState<CacheFormValues>;
   rule: FormState<RuleFormValues>;
   converter: ConverterState;
+  metrics: SafeHtml;
 }): SafeHtml {
   const { base, workspaceName, cache, csrf: token } = options;
   const csrf = csrfField(token);
@@ -406,7 +407,7 @@ export function cachePage(options: {
         </tr>
       </tbody>
     </table>
-    ${converterSection(`${self}/connection-string`, csrf, options.converter)}
+    ${options.metrics} ${converterSection(`${self}/connection-string`, csrf, options.converter)}
     ${rulesSection({ action: `${self}/rules`, rules: options.rules, more: options.moreRules, csrf, form: options.rule })}
     <section class="card" aria-labelledby="edit-heading">
       <h2 id="edit-heading">Settings</h2>

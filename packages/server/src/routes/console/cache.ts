@@ -18,12 +18,16 @@ import {
   type RuleFormValues,
 } from '../../views/caches.ts';
 import { consolePrincipal, formRefusal } from './principal.ts';
+import { summarizeCacheMetrics } from '../../services/cache-metrics.ts';
+import { metricsSection } from '../../views/cache-metrics.ts';
 import { formValue, requireUser, sendPage } from './render.ts';
 
 export interface ConsoleCacheDeps {
   db: Db;
   originPolicy: OriginPolicy;
   edge: EdgeAddress;
+  /** An edge in this process: flushed first so the page shows the last seconds. */
+  flushEdgeMetrics?: () => Promise<void>;
 }
 
 interface CacheParams {
@@ -96,7 +100,10 @@ export function registerCacheRoutes(app: FastifyInstance, deps: ConsoleCacheDeps
     const { workspace, principal } = await consolePrincipal(db, user, request.params.slug);
     const cache = await getCache(db, principal, request.params.id, 'caches:read');
     const rules = await listRules(db, principal, cache.id, { limit: RULES_SHOWN });
+    await deps.flushEdgeMetrics?.();
+    const metrics = await summarizeCacheMetrics(db, cache.id, '1h');
     const body = cachePage({
+      metrics: metricsSection(metrics),
       base: `/w/${workspace.slug}`,
       workspaceName: workspace.name,
       cache,
