@@ -1,6 +1,6 @@
 // The metrics card of a cache's console page: totals, latency and an SVG chart of hits vs misses.
 import type { CacheMetrics } from '@edgegate/contract';
-import { html, SafeHtml } from './html.ts';
+import { html, type SafeHtml } from './html.ts';
 
 const WIDTH = 600;
 const HEIGHT = 120;
