@@ -85,6 +85,9 @@ const SERVER_KEYS = new Set([
 ]);
 const USER_KEYS = new Set(['user', 'userid', 'uid', 'username']);
 const PORT_KEYS = new Set(['port', 'portnumber']);
+// Settings that name a second server the driver would connect to directly, around the edge.
+const BYPASS_KEYS = new Set(['failoverpartner', 'failoverpartnerspn']);
+const MYSQL_SOCKET_PARAMETER = /[?&](socketpath|socket)=/i;
 
 const CACHE_ID_PATTERN = /^[A-Za-z0-9_]+$/;
 const SCHEME_PATTERN = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
@@ -179,6 +182,11 @@ function rewriteUrl(text: string, scheme: string, rewrite: Rewrite): string {
 
   if (known.dialect === 'mysql') {
     if (!hasHost) throw missingHost(rest, rewrite.cacheType);
+    if (MYSQL_SOCKET_PARAMETER.test(rest)) {
+      throw invalid(
+        'The connection string sets a Unix socket (socketPath); the driver would use it instead of the edge. Remove it.',
+      );
+    }
     if (user === '')
       throw missingUser(rest, 'put it before the host: mysql://USER:PASSWORD@HOST/DB');
     return `${head}${credentials}${edgeAuthority}${rest}`;
@@ -412,6 +420,11 @@ function rewriteSettings(
   rewrite: Rewrite,
   serverHasPort: boolean,
 ): string {
+  if (settings.some((s) => BYPASS_KEYS.has(s.key) && s.inner.trim() !== '')) {
+    throw invalid(
+      'The connection string names a Failover Partner; the driver would connect to it directly, around the edge. Remove it.',
+    );
+  }
   let out = '';
   let copied = 0;
   for (const setting of settings) {

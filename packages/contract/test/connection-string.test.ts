@@ -540,6 +540,18 @@ const rows: Row[] = [
     input: 'Data Source=sql.internal;User Id=app;Password=pw',
     error: { code: 'connection_string.type_mismatch', fragment: 'but the cache is a MySQL cache' },
   },
+  {
+    name: 'an ADO.NET Failover Partner would bypass the edge',
+    cacheType: 'mssql',
+    input: 'Server=sql.internal,1433;Failover Partner=sql-b.internal;User Id=app;Password=pw',
+    error: { code: 'connection_string.invalid', fragment: 'Failover Partner' },
+  },
+  {
+    name: 'a MySQL socketPath would bypass the edge',
+    cacheType: 'mysql',
+    input: 'mysql://app:pw@db.internal:3306/shop?socketPath=/var/run/mysqld/mysqld.sock',
+    error: { code: 'connection_string.invalid', fragment: 'socketPath' },
+  },
 ];
 
 function convert(row: Pick<Row, 'cacheType' | 'input' | 'cacheId' | 'edgeHost'>): string {

@@ -1,4 +1,5 @@
 // The SSRF guard for cache origins: which hosts a cache may point at, and what the user is told otherwise.
+import { normalizeHostname } from '../src/services/caches.ts';
 import { describe, expect, it } from 'vitest';
 import { Problem } from '../src/problem.ts';
 import { checkOrigin, isForbiddenAddress, isPrivateAddress } from '../src/services/origin-guard.ts';
@@ -323,5 +324,17 @@ describe('the helpers the edge re-checks with at connect time', () => {
   it('a host name is not silently passed as safe', () => {
     expect(() => isForbiddenAddress('db.example.com')).toThrow(TypeError);
     expect(() => isPrivateAddress('fe80::1%eth0')).toThrow(TypeError);
+  });
+});
+
+describe('normalizeHostname', () => {
+  it.each([
+    ['DB.Example.COM.', 'db.example.com'],
+    ['[::1]', '::1'],
+    ['[2001:DB8::1]', '2001:db8::1'],
+    ['bücher.ch', 'xn--bcher-kva.ch'],
+    ['Straße.example', 'xn--strae-oqa.example'],
+  ])('%s is stored as %s', (input, stored) => {
+    expect(normalizeHostname(input)).toBe(stored);
   });
 });

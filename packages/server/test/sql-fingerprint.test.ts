@@ -73,6 +73,22 @@ describe('SQL that does not parse', () => {
   });
 });
 
+describe('SQL that is not one read', () => {
+  it.each([
+    ['insert into t values (1)', 'Insert'],
+    ['update t set a = 1', 'Update'],
+    ['delete from t', 'Delete'],
+    ['truncate t', 'Truncate'],
+    ['select 1 into x', 'INTO'],
+    ['select 1; select 2', 'several statements'],
+  ])('%j is a 422 naming why', (sql, reason) => {
+    const problem = parseProblem(sql);
+    expect(problem).toMatchObject({ code: 'rule.not_a_read', status: 422 });
+    expect(problem.message).toContain(reason);
+    expect(problem.errors).toEqual([{ path: 'key', message: problem.message }]);
+  });
+});
+
 describe('exact query hashes', () => {
   it('is the SHA-256 of the exact text', () => {
     const sql = 'select * from t where id = 1';

@@ -21,6 +21,8 @@ import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem } from '../problem.ts';
 import { newId } from './crypto.ts';
 import { checkOrigin } from './origin-guard.ts';
+import { isIPv6 } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { parseInput } from './validation.ts';
 import { assertCacheScope, cachesWithScope, type Principal } from '../plugins/credential-auth.ts';
 
@@ -48,12 +50,26 @@ export function toCache(row: CacheRow): Cache {
 }
 
 async function guardOrigin(hostname: string, policy: OriginPolicy): Promise<string> {
-  const normalized = hostname.trim().toLowerCase().replace(/\.$/, '');
+  const normalized = normalizeHostname(hostname);
   await checkOrigin(normalized, {
     privateRanges: policy.privateRanges,
     ...(policy.resolve ? { resolve: policy.resolve } : {}),
   });
   return normalized;
+}
+
+/**
+ * The spelling stored and dialled: lower case, no trailing dot, an IPv6 literal without its
+ * brackets (the edge connects to `::1`, not `[::1]`), and an internationalised name in its ASCII
+ * (punycode) form, which is what DNS resolves.
+ */
+export function normalizeHostname(hostname: string): string {
+  let name = hostname.trim().replace(/\.$/, '');
+  if (name.startsWith('[') && name.endsWith(']') && isIPv6(name.slice(1, -1)))
+    name = name.slice(1, -1);
+  // domainToASCII returns '' for names it cannot convert; the guard then refuses the original.
+  if (/[^\x00-\x7f]/.test(name)) name = domainToASCII(name) || name;
+  return name.toLowerCase();
 }
 
 export async function createCache(

@@ -25,8 +25,10 @@ export function fingerprintPostgres(sql: string): { fingerprint: string; normali
   // and a fingerprint of "no statement" for a comment, without complaint.
   if (sql.trim() === '') throw invalidSql('the query is empty');
   try {
-    const statements = parseSync(sql).stmts?.length ?? 0;
-    if (statements === 0) throw invalidSql('the query contains no statement');
+    const statements =
+      (parseSync(sql) as { stmts?: { stmt?: Record<string, unknown> }[] }).stmts ?? [];
+    if (statements.length === 0) throw invalidSql('the query contains no statement');
+    assertOneRead(statements);
     return { fingerprint: fingerprintSync(sql), normalized: normalizeSync(sql) };
   } catch (error) {
     if (error instanceof Problem) throw error;
@@ -35,6 +37,28 @@ export function fingerprintPostgres(sql: string): { fingerprint: string; normali
     if (error instanceof RangeError) throw invalidSql('the query is nested too deeply');
     throw error;
   }
+}
+
+// Rules decide how reads are cached; a rule for a write, or for several statements, could never
+// match anything the edge caches, so it is refused instead of silently doing nothing.
+function assertOneRead(statements: { stmt?: Record<string, unknown> }[]): void {
+  if (statements.length > 1) {
+    throw notARead('the text holds several statements; a rule matches one SELECT');
+  }
+  const [type, body] = Object.entries(statements[0]?.stmt ?? {})[0] ?? ['nothing', {}];
+  if (type !== 'SelectStmt') {
+    throw notARead(
+      `it is a ${type.replace(/Stmt$/, '')} statement, and only reads (SELECT) are cached`,
+    );
+  }
+  if ((body as Record<string, unknown>).intoClause !== undefined) {
+    throw notARead('SELECT … INTO creates a table, so it is a write and never cached');
+  }
+}
+
+function notARead(reason: string): Problem {
+  const message = `A rule matches a read: ${reason}.`;
+  return new Problem('rule.not_a_read', 422, message, { errors: [{ path: 'key', message }] });
 }
 
 /**

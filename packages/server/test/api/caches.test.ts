@@ -183,6 +183,12 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
     expect(names.filter((name: string) => name === 'Once')).toHaveLength(1);
   });
 
+  it('stores an IPv6 literal without brackets, the spelling the edge dials', async () => {
+    const response = await api(tokenA).post('/v1/caches', { ...valid, hostname: '[::1]' });
+    expect(response.statusCode).toBe(201);
+    expect(response.json().data.hostname).toBe('::1');
+  });
+
   it('refuses private origins when the operator denies them', async () => {
     const strict = await buildTestApp(store, { originPrivate: 'deny' });
     try {

@@ -236,6 +236,20 @@ describe.each(storeKinds)('/v1/caches/{id}/rules on %s', (kind) => {
     expect(byFingerprint.json().data).toMatchObject({ key: 'abcdef0123456789', sql: null });
   });
 
+  it('refuses template and query rules for writes: only reads are cached', async () => {
+    const cacheId = await newCache(a);
+    for (const kind of ['template', 'query']) {
+      const response = await bearer(a.token).post(`/v1/caches/${cacheId}/rules`, {
+        kind,
+        key: 'DELETE FROM orders WHERE id = 1',
+        mode: 'manual',
+        ttlSeconds: 60,
+      });
+      expect(response.statusCode).toBe(422);
+      expect(response.json().type).toBe(`${PROBLEMS}rule.not_a_read`);
+    }
+  });
+
   it('refuses template SQL that does not parse', async () => {
     const cacheId = await newCache(a);
     const response = await bearer(a.token).post(`/v1/caches/${cacheId}/rules`, {
