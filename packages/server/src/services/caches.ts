@@ -68,7 +68,7 @@ export function normalizeHostname(hostname: string): string {
   if (name.startsWith('[') && name.endsWith(']') && isIPv6(name.slice(1, -1)))
     name = name.slice(1, -1);
   // domainToASCII returns '' for names it cannot convert; the guard then refuses the original.
-  if (/[^\x00-\x7f]/.test(name)) name = domainToASCII(name) || name;
+  if (/[^ -~]/.test(name)) name = domainToASCII(name) || name;
   return name.toLowerCase();
 }
 
