@@ -36,6 +36,8 @@ export interface Principal {
   clientId: string | null;
   /** Each usable scope, with null for "every cache of the workspace" or the caches it is limited to. */
   access: ReadonlyMap<string, ReadonlySet<string> | null>;
+  /** When the credential itself stops working (API keys and service tokens); null when it does not. */
+  expiresAt: Date | null;
 }
 
 declare module 'fastify' {
@@ -112,6 +114,8 @@ export function createCredentialResolver(db: Db) {
         workspace: workspaceOf(row),
         clientId: payload.clientId ?? null,
         access: allCaches((payload.scope ?? '').split(' ').filter(Boolean)),
+        // The grant outlives its access tokens (refresh), and revoking it ends what it minted.
+        expiresAt: null,
       };
     }
     if (presented.kind === 'api_key') {
@@ -131,6 +135,7 @@ export function createCredentialResolver(db: Db) {
         workspace: workspaceOf(row),
         clientId: row.clientId,
         access: new Map(row.scopes.map((s) => [s, narrowed])),
+        expiresAt: row.expiresAt,
       };
     }
     const row = await findServiceTokenCredential(db, presented.id, sha256(presented.token), now);
@@ -150,6 +155,7 @@ export function createCredentialResolver(db: Db) {
       workspace: workspaceOf(row),
       clientId: null,
       access,
+      expiresAt: row.expiresAt,
     };
   }
 
@@ -217,6 +223,27 @@ export function insufficientScope(scope: string | readonly string[], detail: str
   return new Problem('auth.insufficient_scope', 403, detail, {
     headers: { 'www-authenticate': `${REALM}, error="insufficient_scope", scope="${named}"` },
   });
+}
+
+/**
+ * The expiry of a credential `principal` creates: never later than the principal's own, so a
+ * short-lived key cannot mint a longer-lived one. Absent means "as long as the creator".
+ */
+export function childExpiry(
+  principal: Principal,
+  requested: string | null | undefined,
+): Date | null {
+  const wanted = requested ? new Date(requested) : null;
+  const cap = principal.expiresAt;
+  if (cap === null) return wanted;
+  if (wanted === null) return cap;
+  if (wanted.getTime() > cap.getTime()) {
+    const message = `must not be later than ${cap.toISOString()}, when the credential creating it expires`;
+    throw new Problem('validation_failed', 422, `expiresAt: ${message}`, {
+      errors: [{ path: 'expiresAt', message }],
+    });
+  }
+  return wanted;
 }
 
 /** The principal, which must hold `scope` (on some cache at least); 403 insufficient_scope names it. */

@@ -24,7 +24,7 @@ import {
 import { listCachesInWorkspace } from '../db/queries/caches.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { Problem, type FieldError } from '../problem.ts';
-import { insufficientScope, type Principal } from '../plugins/credential-auth.ts';
+import { childExpiry, insufficientScope, type Principal } from '../plugins/credential-auth.ts';
 import { newId, newSecret, sha256 } from './crypto.ts';
 import { credentialsRevoked } from './revocation-events.ts';
 import { parseInput } from './validation.ts';
@@ -141,6 +141,7 @@ export async function createApiKey(
     }
     cacheIds = [...new Set(fields.cacheIds)];
   }
+  const expiresAt = childExpiry(principal, fields.expiresAt);
   const key = newSecret(KEY_PREFIX);
   const row = await db.transaction().execute(async (tx) => {
     const inserted = await insertApiKey(tx, {
@@ -153,7 +154,7 @@ export async function createApiKey(
       scopes,
       cacheIds,
       createdByClientId: principal.clientId,
-      expiresAt: fields.expiresAt ? new Date(fields.expiresAt) : null,
+      expiresAt,
     });
     await insertAuditEvent(tx, {
       workspaceId: owner.workspaceId,
@@ -181,11 +182,33 @@ export async function listApiKeys(
   return listApiKeysOfOwner(db, ownerOf(principal), page);
 }
 
+// A narrowed or read-only key may delete itself and keys no wider than it, never a wider one: the
+// deleting credential needs every scope of the key, on every cache the key reaches.
+function assertCovers(
+  principal: Principal,
+  scopes: readonly string[],
+  cacheIds: readonly string[] | null,
+) {
+  const uncovered = scopes.filter((scope) => {
+    const reach = principal.access.get(scope);
+    if (reach === undefined) return true;
+    if (reach === null) return false;
+    return cacheIds === null || cacheIds.some((id) => !reach.has(id));
+  });
+  if (uncovered.length > 0) {
+    throw insufficientScope(
+      uncovered,
+      `This key reaches more than the credential deleting it (${uncovered.join(', ')}); delete it with a credential that covers it, or in the console.`,
+    );
+  }
+}
+
 /** Deletes one of the caller's keys (404 for anyone else's); it stops working at once. */
 export async function deleteApiKey(db: Db, principal: Principal, id: string): Promise<void> {
   const owner = ownerOf(principal);
   const current = await findApiKeyOfOwner(db, owner, id);
   if (!current) throw new Problem('apikey.not_found', 404, `No API key ${id} of yours here.`);
+  assertCovers(principal, current.scopes, current.cache_ids);
   await db.transaction().execute(async (tx) => {
     await deleteApiKeyRow(tx, current.id);
     await insertAuditEvent(tx, {

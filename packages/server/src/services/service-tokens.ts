@@ -22,7 +22,7 @@ import { Problem } from '../problem.ts';
 import { assertCacheScope, type Principal } from '../plugins/credential-auth.ts';
 import { newId, newSecret, sha256 } from './crypto.ts';
 import { requireCachesOfWorkspace } from './api-keys.ts';
-import { insufficientScope } from '../plugins/credential-auth.ts';
+import { childExpiry, insufficientScope } from '../plugins/credential-auth.ts';
 import { credentialsRevoked } from './revocation-events.ts';
 import { parseInput } from './validation.ts';
 
@@ -110,6 +110,7 @@ export async function createServiceToken(
   const accesses = [...unique.values()];
   assertWithinRights(principal, accesses);
 
+  const expiresAt = childExpiry(principal, fields.expiresAt);
   const token = newSecret('egst_');
   const row = await db.transaction().execute(async (tx) => {
     const inserted = await insertServiceToken(tx, {
@@ -118,7 +119,7 @@ export async function createServiceToken(
       name: fields.name,
       tokenHash: sha256(token),
       createdBy: adminId,
-      expiresAt: fields.expiresAt ? new Date(fields.expiresAt) : null,
+      expiresAt,
       accesses,
     });
     await insertAuditEvent(tx, {

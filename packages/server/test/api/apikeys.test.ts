@@ -292,6 +292,33 @@ describe.each(storeKinds)('/v1/apikeys on %s', (kind) => {
     expect((await api(bearer(key)).get('/v1/workspace')).statusCode).toBe(401);
   });
 
+  it('never lets a key mint a key that outlives it', async () => {
+    const expiresAt = new Date(Date.now() + 3600_000).toISOString();
+    const parent = await mintKey(alice.oauth, { expiresAt });
+    // No expiry asked: the child expires with its parent.
+    const child = await mintKey(bearer(parent.key));
+    expect((child as unknown as { expiresAt: string }).expiresAt).toBe(expiresAt);
+    const later = await api(bearer(parent.key)).post('/v1/apikeys', {
+      name: 'Longer',
+      expiresAt: new Date(Date.now() + 7200_000).toISOString(),
+    });
+    expect(later.statusCode).toBe(422);
+    expect(later.json().errors[0].path).toBe('expiresAt');
+  });
+
+  it('lets a narrower key delete itself but not a wider key', async () => {
+    const wide = await mintKey(alice.oauth);
+    const readOnly = await mintKey(alice.oauth, { scopes: ['caches:read'] });
+    const refused = await api(bearer(readOnly.key)).delete(`/v1/apikeys/${wide.id}`);
+    expect(refused.statusCode).toBe(403);
+    expect(refused.headers['www-authenticate']).toContain('insufficient_scope');
+    expect((await api(bearer(wide.key)).get('/v1/workspace')).statusCode).toBe(200);
+    expect((await api(bearer(readOnly.key)).delete(`/v1/apikeys/${readOnly.id}`)).statusCode).toBe(
+      204,
+    );
+    expect((await api(bearer(wide.key)).delete(`/v1/apikeys/${wide.id}`)).statusCode).toBe(204);
+  });
+
   it('refuses Basic auth with another email than the key’s owner', async () => {
     const { key } = await mintKey(alice.oauth);
     expect((await api(basic(bob.email, key)).get('/v1/workspace')).statusCode).toBe(401);

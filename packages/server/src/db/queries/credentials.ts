@@ -42,6 +42,7 @@ export async function findApiKeyCredential(db: Db, tokenHash: string, now: Date)
       'k.scopes',
       'k.cache_ids as cacheIds',
       'k.created_by_client_id as clientId',
+      'k.expires_at as expiresAt',
       'w.id as workspaceId',
       'w.name as workspaceName',
       'w.slug as workspaceSlug',
@@ -58,6 +59,7 @@ export async function findServiceTokenCredential(db: Db, id: string, tokenHash: 
     .innerJoin('workspaces as w', 'w.id', 's.workspace_id')
     .select([
       's.id as credentialId',
+      's.expires_at as expiresAt',
       's.token_hash as tokenHash',
       'w.id as workspaceId',
       'w.name as workspaceName',

@@ -34,6 +34,7 @@ export async function consolePrincipal(
     },
     clientId: null,
     access: new Map(API_SCOPES.map((scope) => [scope, null])),
+    expiresAt: null,
   };
   return { workspace, principal };
 }
