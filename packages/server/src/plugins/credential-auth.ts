@@ -1,6 +1,7 @@
 // Resolves the credential on a /v1 request (OAuth access token, API key, or service token) to a
 // principal bound to one workspace, with its scopes and any narrowing to named caches.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createMemoryRateLimitStore } from '../services/rate-limit.ts';
 import type { Db } from '../db/store.ts';
 import {
   findApiKeyCredential,
@@ -188,13 +189,29 @@ export function createCredentialResolver(db: Db) {
 }
 
 /** Adds authentication to every route of the plugin it is called in (the /v1 API). */
+/** Requests with a missing or invalid credential one address may send a minute (per node). */
+export const FAILED_AUTH_PER_MINUTE = 60;
+
 export function requireCredential(app: FastifyInstance, db: Db) {
   const { resolve, dispose } = createCredentialResolver(db);
   app.addHook('onClose', async () => dispose());
   app.decorateRequest('principal', undefined);
+  const failures = createMemoryRateLimitStore();
   app.addHook('onRequest', async (request) => {
+    // Guessing credentials costs a lookup each; an address that keeps failing is stopped before it.
+    const failed = await failures.peek(request.ip);
+    if (failed && failed.count >= FAILED_AUTH_PER_MINUTE) {
+      const retryAfter = Math.max(1, Math.ceil((failed.resetAt - Date.now()) / 1000));
+      throw new Problem(
+        'rate_limited',
+        429,
+        `Too many requests with missing or invalid credentials from this address. Retry after ${retryAfter} s.`,
+        { headers: { 'retry-after': String(retryAfter) } },
+      );
+    }
     const presented = parseAuthorization(request.headers.authorization);
     if (!presented) {
+      await failures.hit(request.ip, 60_000);
       throw new Problem(
         'auth.missing_credentials',
         401,
@@ -204,6 +221,7 @@ export function requireCredential(app: FastifyInstance, db: Db) {
     }
     const principal = await resolve(presented);
     if (!principal) {
+      await failures.hit(request.ip, 60_000);
       throw new Problem(
         'auth.invalid_token',
         401,
