@@ -72,6 +72,8 @@ export function normalizeHostname(hostname: string): string {
   return name.toLowerCase();
 }
 
+const MAX_UPDATE_ATTEMPTS = 10;
+
 export async function createCache(
   db: Db,
   principal: Principal,
@@ -144,32 +146,42 @@ export async function updateCache(
   checkVersion: (version: number) => void,
 ): Promise<CacheRow> {
   const patch = parseInput(cacheUpdateSchema, input);
-  const current = await getCache(db, principal, id, 'caches:write');
-  checkVersion(current.version);
+  const first = await getCache(db, principal, id, 'caches:write');
+  checkVersion(first.version);
   const hostname =
     patch.hostname !== undefined ? await guardOrigin(patch.hostname, policy) : undefined;
-  return db.transaction().execute(async (tx) => {
-    const updated = await updateCacheRow(tx, current.id, current.version, {
-      ...patch,
-      ...(hostname ? { hostname } : {}),
+  // A concurrent writer can bump the version between our read and our write. Without If-Match the
+  // change applies to whatever is current, so read again and retry; with If-Match the re-read's
+  // new version no longer matches and `checkVersion` answers 412, as it should.
+  let current = first;
+  for (let attempt = 1; ; attempt++) {
+    const updated = await db.transaction().execute(async (tx) => {
+      const row = await updateCacheRow(tx, current.id, current.version, {
+        ...patch,
+        ...(hostname ? { hostname } : {}),
+      });
+      if (!row) return undefined;
+      await insertAuditEvent(tx, {
+        workspaceId: principal.workspaceId,
+        actorUserId: principal.userId,
+        action: 'cache.updated',
+        target: id,
+        data: { fields: Object.keys(patch), via: principal.kind },
+      });
+      await notifyCacheChanged(tx, id);
+      return row;
     });
-    if (!updated) {
+    if (updated) return updated;
+    if (attempt === MAX_UPDATE_ATTEMPTS) {
       throw new Problem(
         'precondition_failed',
         412,
-        'The cache changed while this request ran. Read it again and retry.',
+        'The cache kept changing while this request ran. Read it again and retry.',
       );
     }
-    await insertAuditEvent(tx, {
-      workspaceId: principal.workspaceId,
-      actorUserId: principal.userId,
-      action: 'cache.updated',
-      target: id,
-      data: { fields: Object.keys(patch), via: principal.kind },
-    });
-    await notifyCacheChanged(tx, id);
-    return updated;
-  });
+    current = await getCache(db, principal, id, 'caches:write');
+    checkVersion(current.version);
+  }
 }
 
 export async function deleteCache(db: Db, principal: Principal, id: string): Promise<void> {

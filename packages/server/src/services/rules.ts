@@ -229,35 +229,40 @@ export async function updateRule(
   checkVersion: (version: number) => void,
 ): Promise<CacheRuleRow> {
   const patch = parseInput(ruleUpdateSchema, input);
-  const current = await getRule(db, principal, cacheId, id, 'cacheRules:write');
-  checkVersion(current.version);
-  const mode = patch.mode ?? current.mode;
-  const ttlSeconds = patch.ttlSeconds !== undefined ? patch.ttlSeconds : current.ttl_seconds;
-  if (mode === 'manual' && ttlSeconds === null) {
-    const message = 'is required when mode is manual, and this rule has none';
-    throw new Problem('validation_failed', 422, `ttlSeconds: ${message}`, {
-      errors: [{ path: 'ttlSeconds', message }],
+  // As for caches: a concurrent change is retried on the current row unless If-Match pins a version.
+  for (let attempt = 1; ; attempt++) {
+    const current = await getRule(db, principal, cacheId, id, 'cacheRules:write');
+    checkVersion(current.version);
+    const mode = patch.mode ?? current.mode;
+    const ttlSeconds = patch.ttlSeconds !== undefined ? patch.ttlSeconds : current.ttl_seconds;
+    if (mode === 'manual' && ttlSeconds === null) {
+      const message = 'is required when mode is manual, and this rule has none';
+      throw new Problem('validation_failed', 422, `ttlSeconds: ${message}`, {
+        errors: [{ path: 'ttlSeconds', message }],
+      });
+    }
+    const updated = await db.transaction().execute(async (tx) => {
+      const row = await updateRuleRow(tx, current.id, current.version, patch);
+      if (!row) return undefined;
+      await insertAuditEvent(tx, {
+        workspaceId: principal.workspaceId,
+        actorUserId: principal.userId,
+        action: 'rule.updated',
+        target: id,
+        data: auditData(row, principal, { fields: Object.keys(patch) }),
+      });
+      await notifyCacheChanged(tx, row.cache_id);
+      return row;
     });
-  }
-  return db.transaction().execute(async (tx) => {
-    const updated = await updateRuleRow(tx, current.id, current.version, patch);
-    if (!updated) {
+    if (updated) return updated;
+    if (attempt === 10) {
       throw new Problem(
         'precondition_failed',
         412,
-        'The rule changed while this request ran. Read it again and retry.',
+        'The rule kept changing while this request ran. Read it again and retry.',
       );
     }
-    await insertAuditEvent(tx, {
-      workspaceId: principal.workspaceId,
-      actorUserId: principal.userId,
-      action: 'rule.updated',
-      target: id,
-      data: auditData(updated, principal, { fields: Object.keys(patch) }),
-    });
-    await notifyCacheChanged(tx, updated.cache_id);
-    return updated;
-  });
+  }
 }
 
 export async function deleteRule(

@@ -85,11 +85,18 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
     const read = await api(tokenA).get(`/v1/caches/${cache.id}`);
     expect(read.json().data).toEqual(cache);
     const etag = read.headers.etag as string;
-    expect(etag).toMatch(/^W\/"/);
+    // Strong (If-Match compares strongly); a weak spelling of the same tag does not match.
+    expect(etag).toMatch(/^"[^"]+"$/);
 
     const list = await api(tokenA).get('/v1/caches');
     expect(list.json().data.map((c: { id: string }) => c.id)).toContain(cache.id);
 
+    const weak = await api(tokenA).patch(
+      `/v1/caches/${cache.id}`,
+      { defaultTtlSeconds: 120 },
+      { 'if-match': `W/${etag}` },
+    );
+    expect(weak.statusCode).toBe(412);
     const patched = await api(tokenA).patch(
       `/v1/caches/${cache.id}`,
       { defaultTtlSeconds: 120 },
@@ -181,6 +188,19 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
       .json()
       .data.map((c: { name: string }) => c.name);
     expect(names.filter((name: string) => name === 'Once')).toHaveLength(1);
+  });
+
+  it('applies concurrent PATCHes without If-Match one after another, none refused', async () => {
+    const created = await api(tokenA).post('/v1/caches', { ...valid, name: 'Racing' });
+    const id = created.json().data.id as string;
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        api(tokenA).patch(`/v1/caches/${id}`, { description: `writer ${i}` }),
+      ),
+    );
+    expect(answers.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200, 200]);
+    const final = await api(tokenA).get(`/v1/caches/${id}`);
+    expect(final.headers.etag).toBe(`"${id}.7"`);
   });
 
   it('stores an IPv6 literal without brackets, the spelling the edge dials', async () => {

@@ -2,8 +2,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Problem } from '../../../problem.ts';
 
+// Strong: one row version always serialises to the same bytes, and If-Match compares strongly
+// (RFC 9110 §13.1.1), so a weak tag there would never match.
 export function etagOf(id: string, version: number): string {
-  return `W/"${id}.${version}"`;
+  return `"${id}.${version}"`;
 }
 
 export function setEtag(reply: FastifyReply, id: string, version: number): void {
@@ -15,7 +17,7 @@ export function checkIfMatch(request: FastifyRequest, id: string, version: numbe
   const ifMatch = request.headers['if-match'];
   if (ifMatch === undefined || ifMatch.trim() === '*') return;
   const wanted = ifMatch.split(',').map((tag) => tag.trim());
-  if (!wanted.includes(etagOf(id, version)) && !wanted.includes(etagOf(id, version).slice(2))) {
+  if (!wanted.includes(etagOf(id, version))) {
     throw new Problem(
       'precondition_failed',
       412,
