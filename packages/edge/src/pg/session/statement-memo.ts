@@ -19,6 +19,8 @@ export class StatementMemo {
     const known = this.#byShape.get(shape);
     if (known !== undefined) return known;
     const analysis = analyzeSql(sql);
+    // A text Postgres refuses says nothing about valid texts of the same shape.
+    if (analysis.reason === 'the text does not parse') return analysis;
     if (this.#byShape.size >= MAX_SHAPES) {
       // Drop the oldest shape; the Map keeps insertion order.
       this.#byShape.delete(this.#byShape.keys().next().value as string);

@@ -38,7 +38,6 @@ interface Walk {
   writes: Set<string>;
   writesAll: boolean;
   uncacheable: string | null;
-  cteNames: Set<string>;
   setsSession: boolean;
 }
 
@@ -61,7 +60,6 @@ const HARMLESS_STATEMENTS = new Set([
   'CheckPointStmt',
   'ClosePortalStmt',
   'FetchStmt',
-  'DeclareCursorStmt',
   'ConstraintsSetStmt',
   'VacuumStmt',
   'LoadStmt',
@@ -71,6 +69,17 @@ const HARMLESS_STATEMENTS = new Set([
 export function analyzeSql(sql: string): Analysis {
   let stmts: { stmt?: Node }[];
   let fingerprint: string;
+  // Postgres answers an empty text with EmptyQueryResponse; the parser would throw on it.
+  if (sql.trim() === '') {
+    return {
+      cacheable: false,
+      reason: 'empty query',
+      reads: [],
+      writes: [],
+      session: 'none',
+      fingerprint: '',
+    };
+  }
   try {
     stmts = (parseSync(sql) as { stmts?: { stmt?: Node }[] }).stmts ?? [];
     fingerprint = fingerprintSync(sql);
@@ -84,7 +93,6 @@ export function analyzeSql(sql: string): Analysis {
     writes: new Set(),
     writesAll: false,
     uncacheable: stmts.length > 1 ? 'several statements' : null,
-    cteNames: new Set(),
     setsSession: false,
   };
   let session: Analysis['session'] = 'none';
@@ -95,7 +103,15 @@ export function analyzeSql(sql: string): Analysis {
     else if (effect === 'set' && session === 'none') session = 'set';
   }
   if (walk.setsSession && session === 'none') session = 'set';
-  const reads = walk.reads.filter((t) => t.schema !== null || !walk.cteNames.has(t.name));
+  // CTE names stay among the reads: a CTE may shadow a real table in one scope and not in another,
+  // and counting a name too many only means an extra invalidation, never a stale hit.
+  const seen = new Set<string>();
+  const reads = walk.reads.filter((t) => {
+    const key = `${t.schema ?? ''}.${t.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   return {
     cacheable: walk.uncacheable === null,
     reason: walk.uncacheable,
@@ -150,12 +166,19 @@ function statement(stmt: Node, walk: Walk): 'none' | 'set' | 'reset' {
     case 'IndexStmt':
     case 'ViewStmt': {
       walk.uncacheable ??= 'DDL';
+      // CREATE TABLE … AS runs its query: a function in it may write.
+      if (type === 'CreateTableAsStmt') visit(body.query, walk);
       const relation = (body.relation ?? (body.into as Node | undefined)?.rel ?? body.view) as
         Node | undefined;
       if (relation?.relname !== undefined) walk.writes.add(String(relation.relname));
       else walk.writesAll = true;
       return 'none';
     }
+    case 'DeclareCursorStmt':
+      // The cursor's query runs at FETCH; what it calls counts now.
+      walk.uncacheable ??= 'DeclareCursor';
+      visit(body.query, walk);
+      return 'none';
     default:
       walk.uncacheable ??= type.replace(/Stmt$/, '');
       // CALL, DO, DROP, GRANT, EXECUTE and every statement we do not model may change anything.
@@ -205,8 +228,8 @@ function visit(value: unknown, walk: Walk): void {
           continue;
         }
         break;
-      case 'CommonTableExpr':
-        walk.cteNames.add(String(node.ctename));
+      case 'RangeTableSample':
+        walk.uncacheable ??= 'TABLESAMPLE returns different rows each time';
         break;
       case 'lockingClause':
         walk.uncacheable ??= 'has a locking clause';
@@ -219,7 +242,7 @@ function visit(value: unknown, walk: Walk): void {
         break;
       case 'A_Const': {
         const text = (node.sval as Node | undefined)?.sval;
-        if (typeof text === 'string' && /^\s*(now|today|tomorrow|yesterday)\s*$/i.test(text)) {
+        if (typeof text === 'string' && /\b(now|today|tomorrow|yesterday)\b/i.test(text)) {
           walk.uncacheable ??= 'reads the clock';
         }
         break;

@@ -10,7 +10,7 @@
 
 // Date/time inputs whose value depends on the clock: a literal like this keeps its text in the
 // shape, so `'now'::timestamptz` is analysed (and refused) apart from other casts.
-const CLOCK_WORDS = new Set(['now', 'today', 'tomorrow', 'yesterday']);
+const CLOCK_WORD = /\b(now|today|tomorrow|yesterday)\b/i;
 
 const QUOTE = 0x27; // '
 const DOUBLE_QUOTE = 0x22; // "
@@ -20,6 +20,7 @@ const SLASH = 0x2f; // /
 const STAR = 0x2a; // *
 const DOT = 0x2e; // .
 const NEWLINE = 0x0a; // \n
+const RETURN = 0x0d; // \r
 const BACKSLASH = 0x5c; // \
 const AMPERSAND = 0x26; // &
 const UNDERSCORE = 0x5f; // _
@@ -50,6 +51,7 @@ export function sqlShape(sql: string): string | null {
   let i = 0;
   const n = sql.length;
   let pendingSpace = false;
+  let lastWasString = false;
   const emit = (token: string): void => {
     if (pendingSpace && out !== '') out += ' ';
     pendingSpace = false;
@@ -63,8 +65,10 @@ export function sqlShape(sql: string): string | null {
       continue;
     }
     if (c === DASH && sql.charCodeAt(i + 1) === DASH) {
-      const end = sql.indexOf('\n', i);
-      i = end < 0 ? n : end + 1;
+      // Postgres ends a line comment at \n or \r.
+      let end = i + 2;
+      while (end < n && sql.charCodeAt(end) !== NEWLINE && sql.charCodeAt(end) !== RETURN) end += 1;
+      i = end;
       pendingSpace = true;
       continue;
     }
@@ -86,27 +90,42 @@ export function sqlShape(sql: string): string | null {
       continue;
     }
     if (c === QUOTE) {
+      // 'a'<newline>'b' is one literal to Postgres; such texts are analysed on their own.
+      if (lastWasString) return null;
       const end = standardStringEnd(sql, i + 1);
       if (end < 0) return null;
       emit(literalToken(sql.slice(i + 1, end - 1)));
+      lastWasString = true;
       i = end;
       continue;
     }
+    lastWasString = false;
     if (isIdentStart(c)) {
       const next = sql.charCodeAt(i + 1);
       // E'…' (escapes), B'…' and X'…' (bit strings), U&'…' (Unicode escapes), N'…'.
       if (next === QUOTE && (c | 0x20) === 0x65) {
         const end = escapeStringEnd(sql, i + 2);
         if (end < 0) return null;
-        emit('?');
+        emit(literalToken(sql.slice(i + 2, end - 1)));
+        lastWasString = true;
         i = end;
         continue;
       }
-      if (next === QUOTE && [0x62, 0x78, 0x6e].includes(c | 0x20)) {
+      if (next === QUOTE && (c | 0x20) === 0x6e) {
+        // N'…' is a typed literal (national character), not a plain string.
         const end = standardStringEnd(sql, i + 2);
         if (end < 0) return null;
-        emit('?');
+        emit(`n${literalToken(sql.slice(i + 2, end - 1))}`);
+        lastWasString = true;
         i = end;
+        continue;
+      }
+      if (next === QUOTE && [0x62, 0x78].includes(c | 0x20)) {
+        // A bit string ends at its first quote ('' is no escape there): anything else is refused.
+        const end = sql.indexOf("'", i + 2);
+        if (end < 0 || sql.charCodeAt(end + 1) === QUOTE) return null;
+        emit("?b'");
+        i = end + 1;
         continue;
       }
       if ((c | 0x20) === 0x75 && next === AMPERSAND) {
@@ -164,25 +183,38 @@ export function sqlShape(sql: string): string | null {
       let end = i + 1;
       const radix = c === 0x30 ? sql.charCodeAt(i + 1) | 0x20 : 0;
       if (radix === 0x78 || radix === 0x6f || radix === 0x62) {
-        // 0x1F, 0o17, 0b101 (with `_` separators); hex letters only after 0x.
+        // 0x1F, 0o17, 0b101, with single `_` between digits; hex letters only after 0x.
         end = i + 2;
+        const isRadixDigit = (d: number) =>
+          isDigit(d) || (radix === 0x78 && (d | 0x20) >= 0x61 && (d | 0x20) <= 0x66);
+        if (!isRadixDigit(sql.charCodeAt(end))) return null;
         while (end < n) {
           const d = sql.charCodeAt(end);
-          const hex = radix === 0x78 && (d | 0x20) >= 0x61 && (d | 0x20) <= 0x66;
-          if (isDigit(d) || d === UNDERSCORE || hex) end += 1;
+          if (isRadixDigit(d)) end += 1;
+          else if (d === UNDERSCORE && isRadixDigit(sql.charCodeAt(end + 1))) end += 2;
           else break;
         }
       } else {
-        // Digits, a fraction, an exponent and `_` separators.
+        // Digits (single `_` between them), at most one fraction, an optional exponent.
+        end = i;
+        let dot = false;
         while (end < n) {
           const d = sql.charCodeAt(end);
-          if (isDigit(d) || d === DOT || d === UNDERSCORE) end += 1;
-          else if (
-            (d | 0x20) === 0x65 &&
-            (isDigit(sql.charCodeAt(end + 1)) || isSign(sql.charCodeAt(end + 1)))
-          ) {
-            end += isSign(sql.charCodeAt(end + 1)) ? 2 : 1;
+          if (isDigit(d)) end += 1;
+          else if (d === UNDERSCORE && isDigit(sql.charCodeAt(end + 1)) && end > i) end += 1;
+          else if (d === DOT && !dot) {
+            dot = true;
+            end += 1;
           } else break;
+        }
+        if (sql.charCodeAt(end) === DOT) return null;
+        const e = sql.charCodeAt(end);
+        if ((e | 0x20) === 0x65) {
+          let digits = end + 1;
+          if (isSign(sql.charCodeAt(digits))) digits += 1;
+          if (!isDigit(sql.charCodeAt(digits))) return null;
+          end = digits;
+          while (end < n && isDigit(sql.charCodeAt(end))) end += 1;
         }
       }
       // A number running straight into a letter (`1abc`) is not something we model.
@@ -227,7 +259,8 @@ function escapeStringEnd(sql: string, from: number): number {
   return -1;
 }
 
+// A string literal is `?'`; one naming a clock word anywhere ('tomorrow 08:00', '[today,)')
+// keeps its text, so it is analysed (and refused) apart from constant dates.
 function literalToken(body: string): string {
-  const word = body.trim().toLowerCase();
-  return CLOCK_WORDS.has(word) ? `'${word}'` : '?';
+  return CLOCK_WORD.test(body) ? `'${body.replaceAll("'", "''")}'` : "?'";
 }
