@@ -180,7 +180,7 @@ export function sqlShape(sql: string): string | null {
       continue;
     }
     if (isDigit(c) || (c === DOT && isDigit(sql.charCodeAt(i + 1)))) {
-      let end = i + 1;
+      let end: number;
       const radix = c === 0x30 ? sql.charCodeAt(i + 1) | 0x20 : 0;
       if (radix === 0x78 || radix === 0x6f || radix === 0x62) {
         // 0x1F, 0o17, 0b101, with single `_` between digits; hex letters only after 0x.
