@@ -1,4 +1,6 @@
-// The edge's result store: a size-bounded LRU of encoded responses, invalidated lazily by epochs
+// The edge's result store: a size-bounded cache of encoded responses with second-chance (CLOCK)
+// eviction, an approximation of LRU that never writes to the Map on a hit (a hit that re-inserted
+// its key would churn a million-entry hash table and the garbage collector), invalidated lazily by epochs
 // (a write bumps its tables' epoch in O(1); an entry older than any of its tables' epochs is stale
 // on its next lookup), with request coalescing for identical concurrent misses.
 
@@ -25,6 +27,8 @@ export interface CacheEntry {
   readonly storedEpoch: number;
   readonly expiresAt: number;
   readonly size: number;
+  /** Set by a hit, cleared when eviction passes over the entry and gives it a second chance. */
+  referenced: boolean;
 }
 
 // What Map slots, the entry object and the key string cost beyond their bytes; a rough figure that
@@ -60,6 +64,7 @@ export class ResultCache {
   readonly #now: () => number;
   #bytes = 0;
   #epoch = 1;
+  #hand: MapIterator<CacheEntry> | null = null;
   evictions = 0;
 
   constructor(options: ResultCacheOptions) {
@@ -89,9 +94,7 @@ export class ResultCache {
       this.#delete(entry);
       return undefined;
     }
-    // Re-inserting moves the key to the young end of the Map's insertion order.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    entry.referenced = true;
     return entry;
   }
 
@@ -113,6 +116,7 @@ export class ResultCache {
       storedEpoch: askedEpoch,
       expiresAt: this.#now() + ttlMs,
       size,
+      referenced: false,
     };
     if (isStale(entry, askedEpoch)) return null;
     const previous = this.#entries.get(key);
@@ -161,12 +165,27 @@ export class ResultCache {
     this.#bytes -= entry.size;
   }
 
+  // The clock hand walks the Map in insertion order and keeps its place between calls (Map
+  // iterators survive inserts and deletes), so no call rescans the holes deletions leave at the
+  // front. An entry hit since the hand last passed gets a second chance (moved to the young end);
+  // the first one not hit goes.
   #evict(): void {
-    if (this.#bytes <= this.#maxBytes) return;
-    for (const entry of this.#entries.values()) {
+    while (this.#bytes > this.#maxBytes) {
+      let step = this.#hand?.next();
+      if (step === undefined || step.done === true) {
+        this.#hand = this.#entries.values();
+        step = this.#hand.next();
+        if (step.done === true) return;
+      }
+      const entry = step.value;
+      if (entry.referenced) {
+        entry.referenced = false;
+        this.#entries.delete(entry.key);
+        this.#entries.set(entry.key, entry);
+        continue;
+      }
       this.#delete(entry);
       this.evictions += 1;
-      if (this.#bytes <= this.#maxBytes) return;
     }
   }
 }
