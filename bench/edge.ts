@@ -270,13 +270,21 @@ async function edgeStats(child: ChildProcess): Promise<EdgeStats> {
 
 prepareDatabase();
 const passthrough = await startChild('./support/passthrough.ts', [String(ORIGIN_PORT)]);
-const edge = await startChild('./support/edge-process.ts', [
-  String(ORIGIN_PORT),
-  process.env.BENCH_CACHE_MB ?? '2048',
-]);
+const startEdge = () =>
+  startChild('./support/edge-process.ts', [
+    String(ORIGIN_PORT),
+    process.env.BENCH_CACHE_MB ?? '1024',
+  ]);
+// A fresh edge per protocol: its cache then holds that workload's keys only (1M accounts), not
+// the other protocol's too.
+let edge = await startEdge();
 const runs: Run[] = [];
 try {
   for (const [index, mode] of MODES.entries()) {
+    if (index > 0) {
+      edge.child.kill();
+      edge = await startEdge();
+    }
     console.error(
       `pgbench -S -M ${mode}, ${CLIENTS} clients, ${THREADS} threads, ${SECONDS} s each:`,
     );
