@@ -83,6 +83,12 @@ async function startChild(
   return { child, port: (JSON.parse(line) as { port: number }).port };
 }
 
+// Where pgbench connects, without its vacuum step (the edge would relay it, the origin refuses
+// nothing, and it is not what is measured).
+function pgbenchTarget(port: number): string[] {
+  return ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-n'];
+}
+
 interface Run {
   path: string;
   mode: string;
@@ -96,13 +102,7 @@ function pgbench(path: string, mode: string, port: number, appName: string | nul
   const output = execFileSync(
     'pgbench',
     [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '-U',
-      'postgres',
-      '-n',
+      ...pgbenchTarget(port),
       '-S',
       '-M',
       mode,
@@ -217,13 +217,7 @@ function latency(
     execFileSync(
       'pgbench',
       [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(port),
-        '-U',
-        'postgres',
-        '-n',
+        ...pgbenchTarget(port),
         '-c',
         '1',
         '-j',

@@ -11,30 +11,13 @@ import {
 } from '../src/pg/protocol/index.ts';
 import type { BackendMessage, FrontendMessage } from '../src/pg/protocol/index.ts';
 import { backendFixtures, frontendFixtures, startup } from './protocol-fixtures.ts';
+import { prng, randomBytesFrom } from './helpers/prng.ts';
 
 const CASES = 2500;
 
-// mulberry32: tiny, seeded, and good enough to make failures reproducible.
-function prng(seed: number): (limit: number) => number {
-  let state = seed >>> 0;
-  return (limit) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * limit);
-  };
-}
-
-function randomBytes(random: (limit: number) => number, length: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) bytes[i] = random(256);
-  return bytes;
-}
-
 function mutate(random: (limit: number) => number, input: Buffer): Buffer {
   const bytes = Buffer.from(input);
-  if (bytes.length === 0) return randomBytes(random, 1 + random(16));
+  if (bytes.length === 0) return randomBytesFrom(random, 1 + random(16));
   const at = random(bytes.length);
   switch (random(6)) {
     case 0:
@@ -48,7 +31,7 @@ function mutate(random: (limit: number) => number, input: Buffer): Buffer {
     case 3:
       return Buffer.concat([
         bytes.subarray(0, at),
-        randomBytes(random, 1 + random(8)),
+        randomBytesFrom(random, 1 + random(8)),
         bytes.subarray(at),
       ]);
     case 4:
@@ -66,7 +49,7 @@ function makeInput(
   fixtures: Buffer[],
   prefix: Buffer[],
 ): Buffer {
-  if (random(10) === 0) return randomBytes(random, random(200));
+  if (random(10) === 0) return randomBytesFrom(random, random(200));
   const picked = Array.from(
     { length: 1 + random(6) },
     () => fixtures[random(fixtures.length)] as Buffer,

@@ -17,6 +17,7 @@ import {
 import type { BackendMessage } from '../src/pg/protocol/index.ts';
 import { startEdge, type RunningEdge } from './helpers/edge.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
+import { prng, randomBytesFrom } from './helpers/prng.ts';
 
 const ORIGIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' } as const;
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -129,24 +130,6 @@ function errorFields(messages: BackendMessage[]): Record<string, string> | undef
   return error?.kind === 'errorResponse' ? error.fields : undefined;
 }
 
-// mulberry32: tiny, seeded, and good enough to make a failing case reproducible.
-function prng(seed: number): (limit: number) => number {
-  let state = seed >>> 0;
-  return (limit) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * limit);
-  };
-}
-
-function randomBuffer(random: (limit: number) => number, length: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) bytes[i] = random(256);
-  return bytes;
-}
-
 function mutate(random: (limit: number) => number, input: Buffer): Buffer {
   const bytes = Buffer.from(input);
   const at = random(bytes.length);
@@ -162,7 +145,7 @@ function mutate(random: (limit: number) => number, input: Buffer): Buffer {
     case 3:
       return Buffer.concat([
         bytes.subarray(0, at),
-        randomBuffer(random, 1 + random(8)),
+        randomBytesFrom(random, 1 + random(8)),
         bytes.subarray(at),
       ]);
     default:
@@ -409,7 +392,7 @@ describe('one bad session never takes the edge down', () => {
       let client: RawClient;
       if (shape === 0) {
         client = await RawClient.connect(edge.port);
-        input = randomBuffer(random, 1 + random(300));
+        input = randomBytesFrom(random, 1 + random(300));
       } else if (shape === 1) {
         client = await RawClient.connect(edge.port);
         input = login;

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSync } from 'libpg-query';
 import { analyzeSql, loadSqlParser } from '../src/pg/sql/analyze.ts';
 import { sqlShape } from '../src/pg/sql/shape.ts';
+import { prng } from './helpers/prng.ts';
 
 beforeAll(async () => {
   await loadSqlParser();
@@ -200,18 +201,6 @@ describe('a text Postgres refuses does not share a valid read’s shape', () => 
     if (shape !== null) expect(shape).not.toBe(sqlShape(good));
   });
 });
-
-// mulberry32: tiny, seeded, and good enough to make failures reproducible.
-function prng(seed: number): (limit: number) => number {
-  let state = seed >>> 0;
-  return (limit) => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * limit);
-  };
-}
 
 type Random = (limit: number) => number;
 
