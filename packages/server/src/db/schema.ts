@@ -211,7 +211,8 @@ export interface IdempotencyKeysTable {
   status: number | null;
   headers: ColumnType<Record<string, string> | null, string | null, string | null>;
   body: string | null;
-  created_at: CreatedAt;
+  /** When the key was (re)claimed: the start of its in-progress lease. */
+  created_at: Generated<Date>;
   expires_at: Timestamp;
 }
 

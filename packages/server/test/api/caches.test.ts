@@ -190,6 +190,60 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
     expect(names.filter((name: string) => name === 'Once')).toHaveLength(1);
   });
 
+  it('creates once for concurrent requests with one Idempotency-Key; the others wait or replay', async () => {
+    const key = { 'idempotency-key': `k-${kind}-concurrent` };
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        api(tokenA).post('/v1/caches', { ...valid, name: 'Concurrent' }, key),
+      ),
+    );
+    for (const answer of answers) expect([201, 409]).toContain(answer.statusCode);
+    const conflict = answers.find((a) => a.statusCode === 409);
+    if (conflict) expect(conflict.headers['retry-after']).toBe('1');
+    const names = (await api(tokenA).get('/v1/caches?limit=100'))
+      .json()
+      .data.map((c: { name: string }) => c.name);
+    expect(names.filter((name: string) => name === 'Concurrent')).toHaveLength(1);
+  });
+
+  it('takes over a claim whose request never finished once its lease is over', async () => {
+    const key = `k-${kind}-crashed`;
+    // What a node that crashed mid-request leaves behind: a claim without a response.
+    const credential = await store.db
+      .selectFrom('idempotency_keys')
+      .select('credential')
+      .where('key', '=', `k-${kind}-1`)
+      .executeTakeFirstOrThrow();
+    await store.db
+      .insertInto('idempotency_keys')
+      .values({
+        credential: credential.credential,
+        key,
+        request_hash: 'whatever was asked',
+        expires_at: new Date(Date.now() + 86_400_000),
+        created_at: new Date(Date.now() - 61_000),
+      })
+      .execute();
+    const answer = await api(tokenA).post(
+      '/v1/caches',
+      { ...valid, name: 'After crash' },
+      { 'idempotency-key': key },
+    );
+    expect(answer.statusCode).toBe(201);
+    // A claim still inside its lease keeps answering "in progress".
+    await store.db
+      .updateTable('idempotency_keys')
+      .set({ status: null, body: null, created_at: new Date() })
+      .where('key', '=', key)
+      .execute();
+    const busy = await api(tokenA).post(
+      '/v1/caches',
+      { ...valid, name: 'After crash' },
+      { 'idempotency-key': key },
+    );
+    expect(busy.statusCode).toBe(409);
+  });
+
   it('applies concurrent PATCHes without If-Match one after another, none refused', async () => {
     const created = await api(tokenA).post('/v1/caches', { ...valid, name: 'Racing' });
     const id = created.json().data.id as string;

@@ -2,6 +2,9 @@
 import { sql } from 'kysely';
 import type { Db } from '../store.ts';
 
+/** How long a claimed key may stay "in progress" before another request may take it over. */
+export const CLAIM_LEASE_SECONDS = 60;
+
 /** Claims the key for this request; false when someone holds it already. */
 export async function claimIdempotencyKey(
   db: Db,
@@ -16,7 +19,9 @@ export async function claimIdempotencyKey(
       expires_at: row.expiresAt,
     })
     .onConflict((oc) =>
-      // An expired record is reclaimed as if it never existed.
+      // An expired record is reclaimed as if it never existed, and so is a claim whose request never
+      // finished within its lease (the node running it crashed): otherwise the key would answer
+      // "in progress" until the record expires a day later.
       oc
         .columns(['credential', 'key'])
         .doUpdateSet({
@@ -25,8 +30,21 @@ export async function claimIdempotencyKey(
           headers: null,
           body: null,
           expires_at: row.expiresAt,
+          created_at: sql<Date>`now()`,
         })
-        .where('idempotency_keys.expires_at', '<', sql<Date>`now()`),
+        .where((eb) =>
+          eb.or([
+            eb('idempotency_keys.expires_at', '<', sql<Date>`now()`),
+            eb.and([
+              eb('idempotency_keys.status', 'is', null),
+              eb(
+                'idempotency_keys.created_at',
+                '<',
+                sql<Date>`now() - make_interval(secs => ${CLAIM_LEASE_SECONDS})`,
+              ),
+            ]),
+          ]),
+        ),
     )
     .executeTakeFirst();
   return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
