@@ -24,9 +24,13 @@ const SCOPES = [
 ];
 const silent = pino({ level: 'silent' });
 
-async function start(databaseUrl: string, planes: 'all' | 'server' | 'edge', edgePort: number) {
+async function start(
+  databaseUrl: string | undefined,
+  planes: 'all' | 'server' | 'edge',
+  edgePort: number,
+) {
   const config = loadConfig({
-    DATABASE_URL: databaseUrl,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     DATA_DIR: mkdtempSync(join(tmpdir(), 'eg-edge-')),
     PORT: '0',
     EDGE_PG_PORT: String(edgePort),
@@ -267,5 +271,42 @@ describe('a separate edge process', () => {
     expect(await (await fetch(`${edge.url}/metrics`)).text()).toContain(
       'edgegate_edge_queries_total',
     );
+  });
+});
+
+describe('the edge on the embedded store (npm start)', () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    server = await start(undefined, 'all', await freePort());
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('serves a cache created through the API and hears its changes from PGlite', async () => {
+    expect(server.store.kind).toBe('pglite');
+    const token = await bearer(server, 'edge-embedded@example.com');
+    const created = await api(server, token).post('/v1/caches', {
+      name: 'Embedded',
+      type: 'postgres',
+      hostname: '127.0.0.1',
+      port: 5432,
+      originTls: 'disable',
+    });
+    const cacheId = created.body.data.id as string;
+    const url = `postgres://postgres@127.0.0.1:${server.edge!.port}/test?application_name=${cacheId}`;
+    const sql = 'SELECT 3 * 14 AS answer';
+    expect(await query(url, sql)).toEqual([{ answer: 42 }]);
+    await query(url, sql);
+    const stats = server.edge!.runtime.stats(cacheId);
+    expect(stats.hits).toBe(1);
+    await api(server, token).patch(`/v1/caches/${cacheId}`, { defaultMode: 'off' });
+    await withinASecond(async () => {
+      const uncacheable = stats.uncacheable;
+      await query(url, sql);
+      return stats.uncacheable === uncacheable + 1;
+    });
   });
 });
