@@ -22,14 +22,29 @@ describe('OpenAPI document', () => {
     expect(response.statusCode).toBe(200);
     const doc = response.json();
     expect(doc.openapi).toBe('3.1.0');
-    for (const path of ['/v1/workspace', '/v1/caches', '/v1/caches/{id}'])
-      expect(doc.paths[path]).toBeDefined();
+    for (const path of [
+      '/v1/workspace',
+      '/v1/caches',
+      '/v1/caches/{id}',
+      '/v1/caches/{id}/metrics',
+      '/v1/caches/{id}/rules',
+      '/v1/caches/{id}/rules/{ruleId}',
+      '/v1/connection-strings',
+      '/v1/apikeys',
+      '/v1/apikeys/{id}',
+      '/v1/service-tokens',
+      '/v1/service-tokens/{id}',
+    ])
+      expect(doc.paths[path], path).toBeDefined();
     const create = doc.paths['/v1/caches'].post;
     expect(create.requestBody.content['application/json'].schema.required).toEqual(
       expect.arrayContaining(['name', 'type', 'hostname', 'port']),
     );
     expect(create.responses['201']).toBeDefined();
-    expect(create.responses['4XX'] ?? create.responses['4xx']).toBeDefined();
+    // Errors are documented as what they are: problem+json.
+    const problem = create.responses['4XX'] ?? create.responses['4xx'];
+    expect(Object.keys(problem.content)).toEqual(['application/problem+json']);
+    expect(problem.content['application/problem+json'].schema.properties).toHaveProperty('status');
     expect(Object.keys(doc.paths).every((p) => p.startsWith('/v1/'))).toBe(true);
   });
 

@@ -18,4 +18,10 @@ export interface V1Deps {
 }
 
 /** Every error is RFC 9457 problem+json; listed once so the OpenAPI document shows it everywhere. */
-export const problemResponses = { '4xx': problemSchema } as const;
+export const problemResponses = {
+  '4xx': {
+    description:
+      'An RFC 9457 problem: `type`, `title`, `status`, `detail`, and `errors` for invalid fields',
+    content: { 'application/problem+json': { schema: problemSchema } },
+  },
+} as const;
