@@ -1,4 +1,5 @@
 // Opens the control-plane store: embedded PGlite in DATA_DIR, or Postgres at DATABASE_URL.
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
@@ -42,7 +43,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const { default: pg } = await import('pg');
     // A small pool: on a few cores more Postgres backends mean more context switches, not more work.
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 });
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 10,
+      Client: preparingClient(pg),
+    });
     pool.on('error', (error) => options.onIdleError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const listeners = new Set<() => Promise<void>>();
@@ -144,4 +149,19 @@ async function listenWithReconnect(
     clearTimeout(retry);
     await client?.end().catch(() => {});
   };
+}
+
+// Every query Kysely sends becomes a named prepared statement on its connection (named by a hash of
+// its text): Postgres parses and plans each shape once per connection instead of once per call.
+// Kysely compiles a fixed set of shapes, so the number of statements per connection stays small.
+function preparingClient(pg: typeof PgModule): typeof PgModule.Client {
+  return class PreparingClient extends pg.Client {
+    override query(config: unknown, values?: unknown, callback?: unknown): never {
+      if (typeof config === 'string' && Array.isArray(values) && callback === undefined) {
+        const name = `k${createHash('sha1').update(config).digest('base64url')}`;
+        return super.query({ name, text: config, values } as never) as never;
+      }
+      return (super.query as (...args: unknown[]) => never)(config, values, callback);
+    }
+  } as unknown as typeof PgModule.Client;
 }
