@@ -3,6 +3,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   admin,
   ConfigError,
+  createKeyring,
+  rotateKeys,
+  type RotationReport,
   listAppliedMigrations,
   loadConfig,
   migrateToLatest,
@@ -185,6 +188,35 @@ const commands: Command[] = [
         values.json === true,
         result,
         `Created workspace “${result.name}” (${result.slug}) owned by ${result.owner}.`,
+      );
+    },
+  },
+  {
+    name: 'keys rotate',
+    summary: 'Rotate the encryption keys of stored connection and webhook secrets',
+    usage: 'edgegate keys rotate [--previous-secret OLD] [--json] [settings]',
+    options: { ...settingOptions, ...json },
+    notes: [
+      'Gives every workspace a new data key and re-encrypts each stored secret with it, row by row;',
+      'servers keep reading and writing meanwhile. After changing EDGEGATE_SECRET, run it with the old',
+      'value in EDGEGATE_PREVIOUS_SECRET (--previous-secret), on the servers too until it finishes: data',
+      'keys wrapped by the old root secret are re-wrapped by the new one.',
+    ].join('\n'),
+    async run(values, config) {
+      const settings = config();
+      process.stderr.write('Rotating keys…\n');
+      const { result } = await runAdmin<RotationReport>(settings, {
+        method: 'POST',
+        path: '/keys/rotate',
+        direct: (db) =>
+          rotateKeys(db, createKeyring(settings.secret, settings.previousSecret), (message) =>
+            process.stderr.write(`  ${message}\n`),
+          ),
+      });
+      print(
+        values.json === true,
+        result,
+        `Rotated: ${result.newKeys} new data keys, ${result.resealedConnections} connections and ${result.resealedWebhooks} webhooks re-encrypted, ${result.rewrappedKeys} keys re-wrapped, ${result.retiredKeys} old keys deleted.`,
       );
     },
   },

@@ -153,7 +153,13 @@ describe('edgegate CLI', () => {
     expect(human.stdout).toMatch(/^Created user two@example.com \(usr_\w+\) with workspace/);
     const migrate = await edgegate(['migrate', '--data-dir', dataDir, '--json']);
     expect(JSON.parse(migrate.stdout)).toEqual({
-      migrations: ['0001-foundation', '0002-oauth', '0003-api', '0004-edge-metrics'],
+      migrations: [
+        '0001-foundation',
+        '0002-oauth',
+        '0003-api',
+        '0004-edge-metrics',
+        '0005-connect',
+      ],
     });
   });
 

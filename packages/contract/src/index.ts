@@ -6,3 +6,4 @@ export * from './scopes.ts';
 export * from './oauth-app.ts';
 export * from './api/index.ts';
 export * from './connection-string.ts';
+export * from './webhook-signature.ts';

@@ -28,6 +28,9 @@ import { registerInteractionRoutes } from './oauth/interactions.ts';
 import { createLoginThrottle } from './services/login-throttle.ts';
 import { startHousekeeping } from './services/housekeeping.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
+import { EventEmitter } from 'node:events';
+import { createKeyring } from './connect/keyring.ts';
+import { registerHostedConnectPages } from './routes/connect/hosted-page.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,6 +44,7 @@ export interface AppDeps {
     Partial<
       Pick<
         Config,
+        | 'previousSecret'
         | 'trustProxy'
         | 'accessTokenTtlSeconds'
         | 'originPrivate'
@@ -60,6 +64,8 @@ export interface AppDeps {
   metricsRegistry?: Registry;
   /** An edge in the same process: flushed before metrics are read, so they are current. */
   edge?: { flushMetrics(): Promise<void> };
+  /** How long the connect page's "Test and save" may take (default 10 s). */
+  connectTestTimeoutMs?: number;
 }
 
 export async function buildApp({
@@ -70,6 +76,7 @@ export async function buildApp({
   resolveOrigin,
   metricsRegistry,
   edge,
+  connectTestTimeoutMs,
 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -109,6 +116,9 @@ export async function buildApp({
   // What the console pages and the API share to act on caches.
   const resourceDeps = {
     db,
+    keyring: createKeyring(config.secret, config.previousSecret),
+    bus: new EventEmitter(),
+    publicUrl: config.publicUrl,
     originPolicy: {
       privateRanges: config.originPrivate ?? 'allow',
       ...(resolveOrigin ? { resolve: resolveOrigin } : {}),
@@ -125,6 +135,15 @@ export async function buildApp({
   registerAuthorizedAppsRoutes(app, db);
   registerCachesRoutes(app, resourceDeps);
   registerCredentialsRoutes(app, db);
+  await registerHostedConnectPages(app, {
+    db,
+    keyring: resourceDeps.keyring,
+    bus: resourceDeps.bus,
+    secret: config.secret,
+    publicUrl: config.publicUrl,
+    originPolicy: resourceDeps.originPolicy,
+    ...(connectTestTimeoutMs ? { testTimeoutMs: connectTestTimeoutMs } : {}),
+  });
 
   const oauth = createProvider(db, {
     publicUrl: config.publicUrl,

@@ -94,6 +94,11 @@ export const settings = {
       .optional(),
     help: 'Root key material; generated into DATA_DIR/secret when unset',
   },
+  EDGEGATE_PREVIOUS_SECRET: {
+    flag: 'previous-secret',
+    schema: z.string().min(32, 'must be at least 32 characters').optional(),
+    help: 'The root secret before a rotation: stored keys it wrapped stay readable until `edgegate keys rotate` re-wraps them',
+  },
   OAUTH_ACCESS_TOKEN_TTL: {
     flag: 'oauth-access-token-ttl',
     schema: z.coerce
@@ -153,6 +158,7 @@ export interface Config {
   edgeHost: string;
   secret: string;
   secretSource: 'environment' | 'generated' | 'data-dir';
+  previousSecret: string | undefined;
   trustProxy: boolean | number | string;
   accessTokenTtlSeconds: number;
   originPrivate: 'allow' | 'deny';
@@ -183,7 +189,7 @@ export function parseConfig(
     if (!parsed.success) {
       const reason = parsed.error.issues[0]?.message ?? 'is invalid';
       const shown =
-        name === 'EDGEGATE_SECRET' || name.endsWith('_URL') ? '' : ` (got "${String(raw[name])}")`;
+        name.endsWith('_SECRET') || name.endsWith('_URL') ? '' : ` (got "${String(raw[name])}")`;
       throw new ConfigError(`${name} (--${setting.flag}) ${reason}${shown}`);
     }
     values[name] = parsed.data;
@@ -203,6 +209,7 @@ export function parseConfig(
     publicUrl: (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, ''),
     edgeHost: v.EDGE_HOST,
     secret: v.EDGEGATE_SECRET,
+    previousSecret: v.EDGEGATE_PREVIOUS_SECRET,
     trustProxy: parseTrustProxy(v.TRUST_PROXY),
     accessTokenTtlSeconds: v.OAUTH_ACCESS_TOKEN_TTL,
     originPrivate: v.ORIGIN_PRIVATE,

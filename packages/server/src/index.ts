@@ -17,3 +17,4 @@ export * as admin from './admin/commands.ts';
 export { adminSocketPath } from './admin/socket.ts';
 export { lockDataDir, DataDirBusyError } from './admin/data-dir-lock.ts';
 export { listAppliedMigrations } from './db/migrations/status.ts';
+export { createKeyring, rotateKeys, type RotationReport } from './connect/keyring.ts';

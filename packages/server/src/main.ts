@@ -8,6 +8,7 @@ import { migrateToLatest, openStore, type Store } from './db/store.ts';
 import { createLogger } from './logger.ts';
 import { lockDataDir } from './admin/data-dir-lock.ts';
 import { startAdminSocket } from './admin/socket.ts';
+import { createKeyring } from './connect/keyring.ts';
 import { listAppliedMigrations } from './db/migrations/status.ts';
 import { startEdge, type RunningEdge } from './edge/start-edge.ts';
 import { startEdgeStatusServer } from './edge/status-server.ts';
@@ -60,7 +61,10 @@ export async function startServer(
     // With Postgres the CLI reaches the store itself; the socket serves the embedded store only.
     const admin = config.databaseUrl
       ? undefined
-      : await startAdminSocket(config.dataDir, store.db, logger, { migrations });
+      : await startAdminSocket(config.dataDir, store.db, logger, {
+          migrations,
+          keyring: createKeyring(config.secret, config.previousSecret),
+        });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

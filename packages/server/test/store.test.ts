@@ -25,6 +25,7 @@ describe.each(storeKinds)('store on %s', (kind) => {
       '0002-oauth',
       '0003-api',
       '0004-edge-metrics',
+      '0005-connect',
     ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);
@@ -35,10 +36,16 @@ describe.each(storeKinds)('store on %s', (kind) => {
     expect(tables.rows.map((r) => r.table_name)).toEqual(
       expect.arrayContaining([
         'audit_events',
+        'connect_sessions',
+        'connections',
+        'data_keys',
         'invitations',
         'memberships',
         'sessions',
         'users',
+        'webhook_deliveries',
+        'webhooks',
+        'workspace_events',
         'workspaces',
       ]),
     );

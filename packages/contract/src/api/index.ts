@@ -3,3 +3,4 @@ export * from './pagination.ts';
 export * from './caches.ts';
 export * from './credentials.ts';
 export * from './metrics.ts';
+export * from './connect.ts';

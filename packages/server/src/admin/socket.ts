@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/store.ts';
 import { registerProblemHandler } from '../plugins/problem-handler.ts';
 import { createApp, createUser, createWorkspace } from './commands.ts';
+import { rotateKeys, type Keyring } from '../connect/keyring.ts';
 
 export function adminSocketPath(dataDir: string): string {
   return join(dataDir, 'admin.sock');
@@ -17,7 +18,7 @@ export async function startAdminSocket(
   dataDir: string,
   db: Db,
   logger: Logger,
-  info: { migrations: string[] },
+  info: { migrations: string[]; keyring: Keyring },
 ): Promise<FastifyInstance> {
   const path = adminSocketPath(dataDir);
   const app = Fastify({
@@ -33,6 +34,7 @@ export async function startAdminSocket(
       .code(201)
       .send(await createWorkspace(db, request.body as Parameters<typeof createWorkspace>[1])),
   );
+  app.post('/keys/rotate', async () => rotateKeys(db, info.keyring, (m) => logger.info(m)));
   app.post('/apps', async (request, reply) =>
     reply.code(201).send(await createApp(db, request.body as Parameters<typeof createApp>[1])),
   );

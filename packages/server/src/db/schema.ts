@@ -23,6 +23,7 @@ export interface WorkspacesTable {
   slug: string;
   personal_for: string | null;
   created_at: CreatedAt;
+  event_seq: Generated<string>;
 }
 
 export interface MembershipsTable {
@@ -216,6 +217,89 @@ export interface IdempotencyKeysTable {
   expires_at: Timestamp;
 }
 
+export interface DataKeysTable {
+  id: string;
+  workspace_id: string;
+  wrapped_key: string;
+  root_key_id: string;
+  active: Generated<boolean>;
+  created_at: CreatedAt;
+  retired_at: NullableTimestamp;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  workspace_id: string;
+  type: string;
+  name: string;
+  config: ColumnType<Record<string, unknown>, string, string>;
+  secret_fields: string[];
+  secrets: string;
+  key_id: string;
+  created_by_client_id: string | null;
+  version: Generated<number>;
+  created_at: CreatedAt;
+  updated_at: CreatedAt | Timestamp;
+}
+
+export interface ConnectSessionsTable {
+  id: string;
+  token_hash: string;
+  workspace_id: string;
+  client_id: string | null;
+  created_by: string;
+  types: string[];
+  name: string;
+  redirect_url: string;
+  frame_origins: string[];
+  state: string | null;
+  theme: Generated<'auto' | 'light' | 'dark'>;
+  connection_id: string | null;
+  status: Generated<'pending' | 'completed' | 'cancelled'>;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  finished_at: NullableTimestamp;
+  result_connection_id: string | null;
+  code_hash: string | null;
+  code_expires_at: NullableTimestamp;
+  code_used_at: NullableTimestamp;
+}
+
+export interface WorkspaceEventsTable {
+  id: string;
+  workspace_id: string;
+  /** bigint: pg returns it as a string. */
+  seq: ColumnType<string, string | number, never>;
+  type: string;
+  data: ColumnType<Record<string, unknown>, string, never>;
+  created_at: CreatedAt;
+}
+
+export interface WebhooksTable {
+  id: string;
+  workspace_id: string;
+  url: string;
+  description: Generated<string>;
+  events: string[] | null;
+  secret: string;
+  key_id: string;
+  created_at: CreatedAt;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  status: Generated<'pending' | 'delivered' | 'failed'>;
+  attempts: Generated<number>;
+  next_attempt_at: CreatedAt | Timestamp;
+  lease_until: NullableTimestamp;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: CreatedAt;
+  finished_at: NullableTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
   workspaces: WorkspacesTable;
@@ -235,6 +319,12 @@ export interface Database {
   service_tokens: ServiceTokensTable;
   service_token_accesses: ServiceTokenAccessesTable;
   idempotency_keys: IdempotencyKeysTable;
+  data_keys: DataKeysTable;
+  connections: ConnectionsTable;
+  connect_sessions: ConnectSessionsTable;
+  workspace_events: WorkspaceEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type User = Selectable<UsersTable>;
@@ -244,3 +334,8 @@ export type Invitation = Selectable<InvitationsTable>;
 export type OAuthApp = Selectable<OAuthAppsTable>;
 export type CacheRow = Selectable<CachesTable>;
 export type CacheRuleRow = Selectable<CacheRulesTable>;
+export type ConnectionRow = Selectable<ConnectionsTable>;
+export type ConnectSessionRow = Selectable<ConnectSessionsTable>;
+export type WorkspaceEventRow = Selectable<WorkspaceEventsTable>;
+export type WebhookRow = Selectable<WebhooksTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

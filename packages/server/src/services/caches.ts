@@ -18,6 +18,7 @@ import {
 } from '../db/queries/caches.ts';
 import { notifyCacheChanged } from '../db/queries/cache-events.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
+import { appendEvent } from '../connect/events.ts';
 import { Problem } from '../problem.ts';
 import { newId } from './crypto.ts';
 import { checkOrigin } from './origin-guard.ts';
@@ -107,6 +108,13 @@ export async function createCache(
         port: row.port,
         via: principal.kind,
       },
+    });
+    await appendEvent(tx, principal.workspaceId, 'cache.created', {
+      cacheId: row.id,
+      name: row.name,
+      type: row.type,
+      hostname: row.hostname,
+      port: row.port,
     });
     return row;
   });

@@ -22,7 +22,7 @@ export interface EdgeAddress {
 
 const DEFAULT_MSSQL_PORT = 1433;
 
-function edgePortFor(type: CacheType, edge: EdgeAddress): number {
+export function edgePortFor(type: CacheType, edge: EdgeAddress): number {
   switch (type) {
     case 'postgres':
       return edge.pgPort;

@@ -52,18 +52,23 @@ export function hmac(key: Buffer, value: string): string {
   return createHmac('sha256', key).update(value).digest('base64url');
 }
 
-/** AES-256-GCM: iv ‖ tag ‖ ciphertext, base64url. Whoever lacks `key` can neither read nor forge it. */
-export function seal(key: Buffer, text: string): string {
+/**
+ * AES-256-GCM: iv ‖ tag ‖ ciphertext, base64url. Whoever lacks `key` can neither read nor forge it;
+ * `context` (authenticated, not stored) binds it to one place, so it cannot be moved to another row.
+ */
+export function seal(key: Buffer, text: string, context?: string): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
+  if (context !== undefined) cipher.setAAD(Buffer.from(context, 'utf8'));
   const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
 }
 
 /** The text `seal` sealed with `key`; throws when it was altered or sealed with another key. */
-export function unseal(key: Buffer, sealed: string): string {
+export function unseal(key: Buffer, sealed: string, context?: string): string {
   const raw = Buffer.from(sealed, 'base64url');
   const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  if (context !== undefined) decipher.setAAD(Buffer.from(context, 'utf8'));
   decipher.setAuthTag(raw.subarray(12, 28));
   return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
 }

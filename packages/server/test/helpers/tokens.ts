@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../src/db/store.ts';
 import { createApp } from '../../src/services/oauth-apps.ts';
 import { bindGrantToWorkspace } from '../../src/services/grants.ts';
+import { consolePrincipal } from '../../src/routes/console/principal.ts';
+import { createServiceToken } from '../../src/services/service-tokens.ts';
 
 export interface PartnerGrant {
   clientId: string;
@@ -88,4 +90,27 @@ export async function accessTokenFor(
   if (response.statusCode !== 200)
     throw new Error(`token exchange failed: ${response.statusCode} ${response.body}`);
   return response.json();
+}
+
+/** A service token made the way the console makes one (they are first-party only): `id:token`. */
+export async function serviceTokenFor(
+  db: Db,
+  options: { userId: string; workspaceId: string; scopes: string[] },
+): Promise<string> {
+  const user = await db
+    .selectFrom('users')
+    .selectAll()
+    .where('id', '=', options.userId)
+    .executeTakeFirstOrThrow();
+  const { slug } = await db
+    .selectFrom('workspaces')
+    .select('slug')
+    .where('id', '=', options.workspaceId)
+    .executeTakeFirstOrThrow();
+  const { principal } = await consolePrincipal(db, user, slug);
+  const { row, token } = await createServiceToken(db, principal, {
+    name: 'partner backend',
+    accesses: options.scopes.map((scope) => ({ scope: scope as never })),
+  });
+  return `${row.id}:${token}`;
 }

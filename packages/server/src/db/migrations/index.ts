@@ -5,6 +5,7 @@ import { foundation } from './0001-foundation.ts';
 import { oauth } from './0002-oauth.ts';
 import { api } from './0003-api.ts';
 import { edgeMetrics } from './0004-edge-metrics.ts';
+import { connect } from './0005-connect.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
@@ -14,6 +15,7 @@ const migrations: Record<string, MigrationStatements> = {
   '0002-oauth': oauth,
   '0003-api': api,
   '0004-edge-metrics': edgeMetrics,
+  '0005-connect': connect,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -26,6 +26,15 @@ import { registerGetRule } from './rules/get-rule.ts';
 import { registerPatchRule } from './rules/patch-rule.ts';
 import { registerDeleteRule } from './rules/delete-rule.ts';
 import { registerPostConnectionString } from './connection-strings/post-connection-string.ts';
+import { registerGetConnectionTypes } from './connect/get-connection-types.ts';
+import { registerPostConnectSession } from './connect/post-connect-session.ts';
+import { registerGetConnectSession } from './connect/get-connect-session.ts';
+import { registerPostConnectExchange } from './connect/post-connect-exchange.ts';
+import { registerGetConnections } from './connections/get-connections.ts';
+import { registerGetConnection } from './connections/get-connection.ts';
+import { registerDeleteConnection } from './connections/delete-connection.ts';
+import { registerPostConnectionCache } from './connections/post-connection-cache.ts';
+import { registerGetEvents } from './events/get-events.ts';
 import { registerGetApiKeys } from './apikeys/get-apikeys.ts';
 import { registerPostApiKey } from './apikeys/post-apikey.ts';
 import { registerDeleteApiKey } from './apikeys/delete-apikey.ts';
@@ -54,6 +63,15 @@ const ROUTES = [
   registerPatchRule,
   registerDeleteRule,
   registerPostConnectionString,
+  registerGetConnectionTypes,
+  registerPostConnectSession,
+  registerGetConnectSession,
+  registerPostConnectExchange,
+  registerGetConnections,
+  registerGetConnection,
+  registerDeleteConnection,
+  registerPostConnectionCache,
+  registerGetEvents,
   registerGetApiKeys,
   registerPostApiKey,
   registerDeleteApiKey,

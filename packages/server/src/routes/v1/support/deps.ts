@@ -1,11 +1,19 @@
 // What every /v1 route is built with, and the problem responses every route may answer.
 import { problemSchema } from '@edgegate/contract';
 import type { Db } from '../../../db/store.ts';
+import type { EventEmitter } from 'node:events';
 import type { OriginPolicy } from '../../../services/caches.ts';
+import type { Keyring } from '../../../connect/keyring.ts';
 
 export interface V1Deps {
   db: Db;
   originPolicy: OriginPolicy;
+  /** Seals and opens connection and webhook secrets. */
+  keyring: Keyring;
+  /** In-process signals: `deliveries` after a commit queued webhook deliveries. */
+  bus: EventEmitter;
+  /** PUBLIC_URL: hosted connect pages are linked from it. */
+  publicUrl: string;
   edge: {
     host: string;
     pgPort: number;

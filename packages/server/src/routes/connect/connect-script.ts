@@ -1,0 +1,80 @@
+// The embedding snippet served at /connect.js: `Edgegate.connect({url})` opens the hosted page in
+// a popup within the click (a blocked popup falls back to a full-page redirect) and resolves with
+// the page's result message. Plain ES5 so any partner page can load it as is.
+export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/edgegate (docs/connect.md) */
+(function (global) {
+  'use strict';
+  var MESSAGE_TYPE = 'edgegate:connect';
+
+  function fail(code, message, state) {
+    var error = new Error(message);
+    error.code = code;
+    if (state !== undefined) error.state = state;
+    return error;
+  }
+
+  function withState(url, state) {
+    var parsed = new URL(url, global.location.href);
+    if (state) parsed.searchParams.set('state', state);
+    return parsed;
+  }
+
+  /**
+   * options.url: the redirect_url of a connect session, or a function returning a promise of it
+   *   (then the popup opens blank at once, inside the click, and is sent there when it resolves).
+   * options.state: echoed back with the result (check it). options.width / options.height.
+   * Resolves with {type, code, state}; rejects with error.code 'access_denied', 'closed' or
+   * 'redirected' (the popup was blocked and the whole page went to Edgegate instead).
+   */
+  function connect(options) {
+    options = options || {};
+    var width = options.width || 520;
+    var height = options.height || 720;
+    var left = Math.max(0, (global.screenX || 0) + ((global.outerWidth || width) - width) / 2);
+    var top = Math.max(0, (global.screenY || 0) + ((global.outerHeight || height) - height) / 2);
+    var features = 'popup=yes,width=' + width + ',height=' + height + ',left=' + left + ',top=' + top;
+    var direct = typeof options.url === 'string';
+    // Nothing is awaited before window.open: Safari only allows popups opened within the click.
+    var popup = global.open(direct ? withState(options.url, options.state).toString() : 'about:blank', 'edgegate-connect', features);
+    var urlPromise = direct ? Promise.resolve(options.url) : Promise.resolve().then(options.url);
+
+    return urlPromise.then(function (url) {
+      var target = withState(url, options.state);
+      if (!popup || popup.closed) {
+        global.location.assign(target.toString());
+        throw fail('redirected', 'The popup was blocked: continuing in this window.');
+      }
+      if (!direct) popup.location.replace(target.toString());
+      return new Promise(function (resolve, reject) {
+        var timer;
+        function cleanup() {
+          global.removeEventListener('message', onMessage);
+          clearInterval(timer);
+        }
+        function onMessage(event) {
+          if (event.origin !== target.origin || event.source !== popup) return;
+          var data = event.data;
+          if (!data || data.type !== MESSAGE_TYPE) return;
+          cleanup();
+          try { popup.close(); } catch (e) { /* already closed */ }
+          if (data.error) reject(fail(data.error, 'The user cancelled the connection.', data.state));
+          else resolve({ type: data.type, code: data.code, state: data.state });
+        }
+        global.addEventListener('message', onMessage);
+        timer = setInterval(function () {
+          if (popup.closed) {
+            cleanup();
+            reject(fail('closed', 'The connect window was closed before it finished.'));
+          }
+        }, 400);
+      });
+    }, function (error) {
+      if (popup && !popup.closed) popup.close();
+      throw error;
+    });
+  }
+
+  global.Edgegate = global.Edgegate || {};
+  global.Edgegate.connect = connect;
+})(window);
+`;

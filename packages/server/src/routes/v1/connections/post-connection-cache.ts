@@ -1,0 +1,51 @@
+// POST /v1/connections/{id}/cache: a cache in front of the connection's database, in one call,
+// with the edge connection string built from the stored credentials (shown now only).
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  connectionCacheCreateSchema,
+  connectionCacheResultSchema,
+  dataOf,
+} from '@edgegate/contract';
+import { requireScope, requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
+import { createCacheForConnection } from '../../../connect/connections.ts';
+import { announceDeliveries } from '../../../connect/events.ts';
+import { toCache } from '../../../services/caches.ts';
+import { problemResponses, type V1Deps } from '../support/deps.ts';
+import { connectionParamsSchema } from './get-connection.ts';
+
+export function registerPostConnectionCache(app: FastifyInstance, deps: V1Deps) {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/connections/:id/cache',
+    {
+      schema: {
+        summary: 'Create a cache for a connection',
+        description:
+          "Needs caches:write (for the workspace) and connections:read. The origin is the connection's host and port, and it passes the origin guard like any cache.",
+        tags: ['connections'],
+        params: connectionParamsSchema,
+        body: connectionCacheCreateSchema,
+        response: { 201: dataOf(connectionCacheResultSchema), ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      requireScope(request, 'connections:read');
+      const principal = requireWorkspaceScope(request, 'caches:write');
+      const { cache, connectionString } = await createCacheForConnection(
+        deps.db,
+        deps.keyring,
+        principal,
+        request.params.id,
+        request.body,
+        deps.originPolicy,
+        deps.edge,
+      );
+      announceDeliveries(deps.bus);
+      return reply
+        .code(201)
+        .header('location', `/v1/caches/${cache.id}`)
+        .header('cache-control', 'no-store')
+        .send({ data: { cache: toCache(cache), connectionString } });
+    },
+  );
+}
