@@ -7,7 +7,11 @@ import { pino, type Logger } from 'pino';
  */
 export function redactUrl(url: string): string {
   const [path = '', query] = url.split('?', 2);
-  const safePath = path.replace(/\/invite\/[^/]+/, '/invite/[redacted]');
+  // Invitation and connect-session tokens ride in the path.
+  const safePath = path
+    .replace(/\/invite\/[^/]+/, '/invite/[redacted]')
+    .replace(/\/connect\/egcs_[^/]+/, '/connect/[redacted]')
+    .replace(/\/v1\/connect\/sessions\/[^/]+/, '/v1/connect/sessions/[redacted]');
   if (query === undefined) return safePath;
   const keys = query
     .split('&')

@@ -64,7 +64,38 @@ describe.each(storeKinds)('housekeeping on %s', (kind) => {
       .values({ credential: 'c', key: 'k', request_hash: 'h', expires_at: past })
       .execute();
 
+    const { personalWorkspace } = await signUp(store.db, {
+      email: 'sweep-connect@example.com',
+      password: 'long enough pw',
+    });
+    const day = 24 * 3600_000;
+    const session = (id: string, expires: Date, codeExpires: Date | null) => ({
+      id,
+      token_hash: `h_${id}`,
+      workspace_id: personalWorkspace.id,
+      created_by: 'test',
+      types: ['postgresql'],
+      name: 'n',
+      redirect_url: 'https://partner.example/cb',
+      frame_origins: ['https://partner.example'],
+      expires_at: expires,
+      code_expires_at: codeExpires,
+    });
+    await store.db
+      .insertInto('connect_sessions')
+      .values([
+        session('cs_old', new Date(Date.now() - 2 * day), null),
+        session('cs_recent', new Date(Date.now() - 1000), null),
+        session('cs_live', future, null),
+      ])
+      .execute();
+
     await sweepExpired(store.db);
+    expect(
+      (await store.db.selectFrom('connect_sessions').select('id').orderBy('id').execute()).map(
+        (r) => r.id,
+      ),
+    ).toEqual(['cs_live', 'cs_recent']);
 
     expect(await store.db.selectFrom('sessions').select('id_hash').execute()).toHaveLength(1);
     expect(
@@ -81,6 +112,10 @@ describe('log redaction', () => {
     ['/login?next=%2Finvite%2Fegi_secret', '/login?next=[redacted]'],
     ['/oauth2/device?user_code=ABCD-EFGH', '/oauth2/device?user_code=[redacted]'],
     ['/w/acme', '/w/acme'],
+    ['/connect/egcs_secret?type=mysql', '/connect/[redacted]?type=[redacted]'],
+    ['/connect/egcs_secret/cancel', '/connect/[redacted]/cancel'],
+    ['/v1/connect/sessions/egcs_secret', '/v1/connect/sessions/[redacted]'],
+    ['/connect.js', '/connect.js'],
   ])('masks %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });

@@ -127,7 +127,7 @@ export async function createConnectSession(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { row, token, pageUrl: `${publicUrl}/connect/${token}` };
+  return { row, token, pageUrl: connectPageUrl(publicUrl, token) };
 }
 
 /** The session behind a page's token, whatever its state (the page explains each). */
@@ -244,4 +244,13 @@ export async function exchangeCode(
 /** The hosted page's address for a session token. */
 export function connectPageUrl(publicUrl: string, token: string): string {
   return `${publicUrl}/connect/${token}`;
+}
+
+/** Sessions whose link and code both stopped working before `before`. */
+export async function deleteFinishedConnectSessions(db: Db, before: Date): Promise<void> {
+  await db
+    .deleteFrom('connect_sessions')
+    .where('expires_at', '<', before)
+    .where((eb) => eb.or([eb('code_expires_at', 'is', null), eb('code_expires_at', '<', before)]))
+    .execute();
 }

@@ -253,10 +253,9 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       .send(CONNECT_SCRIPT),
   );
 
-  // The token is a bearer secret in the path: these routes log only at warn.
+  // The token is a bearer secret in the path: the logger's URL serializer redacts it.
   app.get<{ Params: TokenParams; Querystring: { type?: string; state?: string } }>(
     '/connect/:token',
-    { logLevel: 'warn' },
     async (request, reply) => {
       const session = await openSession(request, reply);
       if (!session) return reply;
@@ -285,7 +284,6 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
 
   app.post<{ Params: TokenParams; Body: Record<string, unknown> }>(
     '/connect/:token',
-    { logLevel: 'warn' },
     async (request, reply) => {
       const session = await openSession(request, reply);
       if (!session) return reply;
@@ -404,7 +402,6 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
 
   app.post<{ Params: TokenParams; Body: Record<string, unknown> }>(
     '/connect/:token/cancel',
-    { logLevel: 'warn' },
     async (request, reply) => {
       const session = await openSession(request, reply);
       if (!session) return reply;
