@@ -31,6 +31,7 @@ import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate
 import { EventEmitter } from 'node:events';
 import { createKeyring } from './connect/keyring.ts';
 import { registerHostedConnectPages } from './routes/connect/hosted-page.ts';
+import { startWebhookDispatcher } from './connect/webhook-dispatcher.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -66,6 +67,8 @@ export interface AppDeps {
   edge?: { flushMetrics(): Promise<void> };
   /** How long the connect page's "Test and save" may take (default 10 s). */
   connectTestTimeoutMs?: number;
+  /** Webhook delivery timing; tests shorten the back-off. */
+  webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
 }
 
 export async function buildApp({
@@ -77,6 +80,7 @@ export async function buildApp({
   metricsRegistry,
   edge,
   connectTestTimeoutMs,
+  webhooks,
 }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -160,6 +164,15 @@ export async function buildApp({
     rootSecret: config.secret,
     rateLimitPerMinute: config.apiRateLimit ?? 1200,
   });
+  const dispatcher = startWebhookDispatcher({
+    db,
+    keyring: resourceDeps.keyring,
+    logger: app.log,
+    policy: resourceDeps.originPolicy,
+    bus: resourceDeps.bus,
+    ...webhooks,
+  });
+  app.addHook('onClose', async () => dispatcher.stop());
   return app;
 }
 

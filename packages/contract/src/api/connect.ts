@@ -194,3 +194,20 @@ export const webhookSchema = z.object({
 export const webhookCreatedSchema = webhookSchema.extend({
   secret: z.string().describe('Signing secret (whsec_…), shown once'),
 });
+
+export const webhookDeliverySchema = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  eventType: eventTypeSchema,
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  lastStatus: z
+    .number()
+    .int()
+    .nullable()
+    .describe("The endpoint's last HTTP status, if it answered"),
+  lastError: z.string().nullable().describe('Why the last attempt failed'),
+  nextAttemptAt: z.string().nullable().describe('When a pending delivery is tried next'),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+});

@@ -21,7 +21,12 @@ export async function testResolver(hostname: string): Promise<string[]> {
 
 export async function buildTestApp(
   store: Store,
-  options: { publicUrl?: string; originPrivate?: 'allow' | 'deny'; apiRateLimit?: number } = {},
+  options: {
+    publicUrl?: string;
+    originPrivate?: 'allow' | 'deny';
+    apiRateLimit?: number;
+    webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
+  } = {},
 ) {
   const app = await buildApp({
     config: {
@@ -33,6 +38,7 @@ export async function buildTestApp(
     store,
     logger: pino({ level: 'silent' }),
     resolveOrigin: testResolver,
+    ...(options.webhooks ? { webhooks: options.webhooks } : {}),
   });
   await app.ready();
   return app;

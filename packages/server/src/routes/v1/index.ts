@@ -41,6 +41,10 @@ import { registerDeleteApiKey } from './apikeys/delete-apikey.ts';
 import { registerGetServiceTokens } from './service-tokens/get-service-tokens.ts';
 import { registerPostServiceToken } from './service-tokens/post-service-token.ts';
 import { registerDeleteServiceToken } from './service-tokens/delete-service-token.ts';
+import { registerGetWebhooks } from './webhooks/get-webhooks.ts';
+import { registerPostWebhook } from './webhooks/post-webhook.ts';
+import { registerDeleteWebhook } from './webhooks/delete-webhook.ts';
+import { registerGetWebhookDeliveries } from './webhooks/get-webhook-deliveries.ts';
 
 export interface V1Options extends V1Deps {
   /** Key material for sealing stored idempotent responses. */
@@ -78,6 +82,10 @@ const ROUTES = [
   registerGetServiceTokens,
   registerPostServiceToken,
   registerDeleteServiceToken,
+  registerGetWebhooks,
+  registerPostWebhook,
+  registerDeleteWebhook,
+  registerGetWebhookDeliveries,
 ];
 
 export async function registerV1Routes(app: FastifyInstance, options: V1Options) {

@@ -1,0 +1,212 @@
+// Webhook endpoints of a workspace: created with a signing secret sealed at rest and shown once,
+// listed, deleted, and their recent deliveries read back from the delivery queue.
+import type { z } from 'zod';
+import { webhookCreateSchema, type webhookSchema } from '@edgegate/contract';
+import type { Db } from '../db/store.ts';
+import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts';
+import { Problem } from '../problem.ts';
+import { newId, newSecret } from '../services/crypto.ts';
+import { checkOrigin } from '../services/origin-guard.ts';
+import type { OriginPolicy } from '../services/caches.ts';
+import { parseInput } from '../services/validation.ts';
+import { insertAuditEvent } from '../db/queries/audit-events.ts';
+import { insufficientScope, type Principal } from '../plugins/credential-auth.ts';
+import { sealSecret, type Keyring } from './keyring.ts';
+import { EVENT_SCOPE, type EventType } from './events.ts';
+
+export type Webhook = z.infer<typeof webhookSchema>;
+
+/** The sealing context of a webhook's secret; key rotation re-seals with exactly this. */
+export const webhookSecretContext = (id: string) => `webhook:${id}`;
+
+/** How many deliveries GET /v1/webhooks/{id}/deliveries shows, newest first. */
+export const DELIVERIES_SHOWN = 50;
+
+export function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    url: row.url,
+    description: row.description,
+    events: row.events as EventType[] | null,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+const notFound = (id: string) =>
+  new Problem('webhook.not_found', 404, `No webhook ${id} in this workspace.`);
+
+/** The endpoint's host must pass the same SSRF guard as a cache origin; problems name `url`. */
+async function guardUrl(url: string, policy: OriginPolicy): Promise<void> {
+  try {
+    await checkOrigin(new URL(url).hostname, {
+      privateRanges: policy.privateRanges,
+      ...(policy.resolve ? { resolve: policy.resolve } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof Problem)) throw error;
+    throw new Problem(error.code, error.status, `url: ${error.message}`, {
+      errors: [{ path: 'url', message: error.message }],
+    });
+  }
+}
+
+/**
+ * The event types the webhook receives: never one its creator could not read from GET /v1/events.
+ * Named types need their scope for the whole workspace; "every type" narrows to the readable ones.
+ */
+function subscribedTypes(principal: Principal, requested: EventType[] | undefined) {
+  const readable = (type: EventType) => principal.access.get(EVENT_SCOPE[type]) === null;
+  if (requested) {
+    const denied = [...new Set(requested.filter((type) => !readable(type)))];
+    if (denied.length > 0) {
+      const scopes = [...new Set(denied.map((type) => EVENT_SCOPE[type]))];
+      throw insufficientScope(
+        scopes,
+        `Subscribing to ${denied.join(', ')} needs ${scopes.join(' and ')} for the whole workspace.`,
+      );
+    }
+    return [...new Set(requested)];
+  }
+  const all = Object.keys(EVENT_SCOPE) as EventType[];
+  return all.every(readable) ? null : all.filter(readable);
+}
+
+export async function createWebhook(
+  db: Db,
+  keyring: Keyring,
+  principal: Principal,
+  input: z.input<typeof webhookCreateSchema>,
+  policy: OriginPolicy,
+): Promise<{ row: WebhookRow; secret: string }> {
+  const fields = parseInput(webhookCreateSchema, input);
+  const events = subscribedTypes(principal, fields.events);
+  await guardUrl(fields.url, policy);
+  const id = newId('wh');
+  const secret = newSecret('whsec_');
+  const row = await db.transaction().execute(async (tx) => {
+    const sealed = await sealSecret(
+      tx,
+      keyring,
+      principal.workspaceId,
+      webhookSecretContext(id),
+      secret,
+    );
+    const inserted = await tx
+      .insertInto('webhooks')
+      .values({
+        id,
+        workspace_id: principal.workspaceId,
+        url: fields.url,
+        description: fields.description,
+        events,
+        secret: sealed.sealed,
+        key_id: sealed.keyId,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'webhook.created',
+      target: id,
+      data: { url: fields.url, events, via: principal.kind },
+    });
+    return inserted;
+  });
+  return { row, secret };
+}
+
+export async function listWebhooks(
+  db: Db,
+  principal: Principal,
+  page: { afterId?: string | undefined; limit: number },
+): Promise<WebhookRow[]> {
+  let query = db
+    .selectFrom('webhooks')
+    .selectAll()
+    .where('workspace_id', '=', principal.workspaceId)
+    .orderBy('id')
+    .limit(page.limit + 1);
+  if (page.afterId) query = query.where('id', '>', page.afterId);
+  return query.execute();
+}
+
+async function findWebhook(db: Db, principal: Principal, id: string): Promise<WebhookRow> {
+  const row = await db
+    .selectFrom('webhooks')
+    .selectAll()
+    .where('id', '=', id)
+    .where('workspace_id', '=', principal.workspaceId)
+    .executeTakeFirst();
+  if (!row) throw notFound(id);
+  return row;
+}
+
+/** Deletes the webhook; its queued deliveries go with it (ON DELETE CASCADE). */
+export async function deleteWebhook(db: Db, principal: Principal, id: string): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const deleted = await tx
+      .deleteFrom('webhooks')
+      .where('id', '=', id)
+      .where('workspace_id', '=', principal.workspaceId)
+      .returning(['url'])
+      .executeTakeFirst();
+    if (!deleted) throw notFound(id);
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'webhook.deleted',
+      target: id,
+      data: { url: deleted.url, via: principal.kind },
+    });
+  });
+}
+
+export type WebhookDeliveryListRow = WebhookDeliveryRow & { event_type: string };
+
+export interface WebhookDelivery {
+  id: string;
+  eventId: string;
+  eventType: EventType;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export function toWebhookDelivery(row: WebhookDeliveryListRow): WebhookDelivery {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    eventType: row.event_type as EventType,
+    status: row.status,
+    attempts: row.attempts,
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+    nextAttemptAt: row.status === 'pending' ? row.next_attempt_at.toISOString() : null,
+    createdAt: row.created_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+  };
+}
+
+/** The webhook's latest deliveries, newest first; 404 for a webhook of another workspace. */
+export async function listDeliveries(
+  db: Db,
+  principal: Principal,
+  webhookId: string,
+): Promise<WebhookDeliveryListRow[]> {
+  const webhook = await findWebhook(db, principal, webhookId);
+  return db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('workspace_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select('e.type as event_type')
+    .where('d.webhook_id', '=', webhook.id)
+    .orderBy('d.created_at', 'desc')
+    .orderBy('d.id', 'desc')
+    .limit(DELIVERIES_SHOWN)
+    .execute();
+}

@@ -1,0 +1,573 @@
+// Webhooks on both stores, delivered to a real HTTP receiver on loopback: the secret shown once,
+// signed deliveries a partner can verify, retries with back-off and Retry-After, permanent
+// failures, the delivery log, endpoints refused by the origin guard (also when DNS changes after
+// creation), a restart with deliveries still queued, and two dispatchers sharing one queue.
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { signWebhook, verifyWebhook, WebhookSignatureError } from '@edgegate/contract';
+import { migrateToLatest, openStore, type Db, type Store } from '../src/db/store.ts';
+import { signUp } from '../src/services/accounts.ts';
+import { appendEvent } from '../src/connect/events.ts';
+import { createKeyring, openSecret } from '../src/connect/keyring.ts';
+import {
+  startWebhookDispatcher,
+  type WebhookDispatcherOptions,
+} from '../src/connect/webhook-dispatcher.ts';
+import { createTestDatabase, openTestStore, storeKinds, type StoreKind } from './helpers/stores.ts';
+import { buildTestApp, TEST_SECRET, testResolver } from './helpers/app.ts';
+import { accessTokenFor, consentedGrant, serviceTokenFor } from './helpers/tokens.ts';
+
+const SCOPES = ['caches:read', 'caches:write', 'connections:read', 'connections:write'];
+const FAST = { retryBaseMs: 50, pollMs: 50, timeoutMs: 2000 };
+
+type Answer = number | { status: number; headers: Record<string, string> };
+
+interface Receipt {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+/** A partner's endpoint: records every request; each path answers as its handler says (200 else). */
+async function startReceiver() {
+  const receipts: Receipt[] = [];
+  const handlers = new Map<string, (nth: number) => Answer>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const path = req.url ?? '/';
+      receipts.push({
+        path,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
+      });
+      const nth = receipts.filter((r) => r.path === path).length;
+      const answer = handlers.get(path)?.(nth) ?? 200;
+      const { status, headers } =
+        typeof answer === 'number' ? { status: answer, headers: {} } : answer;
+      res.writeHead(status, headers).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    receipts,
+    at: (path: string) => receipts.filter((r) => r.path === path),
+    answer: (path: string, handler: (nth: number) => Answer) => handlers.set(path, handler),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+async function until<T>(
+  read: () => T | Promise<T>,
+  done: (value: T) => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function fireEvent(db: Db, workspaceId: string, name = 'Orders DB') {
+  return db.transaction().execute((tx) =>
+    appendEvent(tx, workspaceId, 'connection.created', {
+      connectionId: 'conn_test',
+      type: 'postgresql',
+      name,
+    }),
+  );
+}
+
+const deliveriesOf = (db: Db, webhookId: string) =>
+  db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId).execute();
+
+interface Person {
+  workspaceId: string;
+  userId: string;
+  oauth: string;
+}
+
+let people = 0;
+async function person(app: FastifyInstance, db: Db): Promise<Person> {
+  people += 1;
+  const { user, personalWorkspace } = await signUp(db, {
+    email: `w${people}-${Date.now()}@example.com`,
+    password: 'long enough pw',
+  });
+  const grant = await consentedGrant(app, db, {
+    userId: user.id,
+    workspaceId: personalWorkspace.id,
+    scopes: SCOPES,
+  });
+  const { access_token } = await accessTokenFor(app, grant);
+  return {
+    workspaceId: personalWorkspace.id,
+    userId: user.id,
+    oauth: `Bearer ${access_token}`,
+  };
+}
+
+const api = (app: FastifyInstance, authorization: string) => ({
+  get: (url: string) => app.inject({ method: 'GET', url, headers: { authorization } }),
+  post: (url: string, body: unknown) =>
+    app.inject({ method: 'POST', url, payload: body as object, headers: { authorization } }),
+  delete: (url: string) => app.inject({ method: 'DELETE', url, headers: { authorization } }),
+});
+
+async function createHook(app: FastifyInstance, who: Person, url: string) {
+  const response = await api(app, who.oauth).post('/v1/webhooks', { url });
+  expect(response.statusCode, response.body).toBe(201);
+  return response.json().data as { id: string; secret: string; events: string[] | null };
+}
+
+describe.each(storeKinds)('webhooks on %s', (kind) => {
+  let store: Store;
+  let app: FastifyInstance;
+  let receiver: Receiver;
+
+  beforeAll(async () => {
+    store = await openTestStore(kind);
+    receiver = await startReceiver();
+    app = await buildTestApp(store, { webhooks: FAST });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await receiver?.close();
+    await store?.close();
+  });
+
+  it('shows the signing secret once, seals it at rest and never lists it', async () => {
+    const alice = await person(app, store.db);
+    const response = await api(app, alice.oauth).post('/v1/webhooks', {
+      url: `${receiver.url}/listed`,
+      description: 'Partner backend',
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.headers['cache-control']).toBe('no-store');
+    const created = response.json().data;
+    expect(created).toMatchObject({
+      url: `${receiver.url}/listed`,
+      description: 'Partner backend',
+      events: null,
+    });
+    expect(created.id).toMatch(/^wh_[A-Za-z0-9]{22}$/);
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+
+    const listed = await api(app, alice.oauth).get('/v1/webhooks');
+    expect(listed.statusCode).toBe(200);
+    expect(listed.json()).toEqual({
+      data: [
+        {
+          id: created.id,
+          url: created.url,
+          description: 'Partner backend',
+          events: null,
+          createdAt: created.createdAt,
+        },
+      ],
+      nextCursor: null,
+    });
+    expect(listed.body).not.toContain(created.secret);
+
+    const row = await store.db
+      .selectFrom('webhooks')
+      .selectAll()
+      .where('id', '=', created.id)
+      .executeTakeFirstOrThrow();
+    expect(row.secret).not.toContain(created.secret);
+    const opened = await openSecret(
+      store.db,
+      createKeyring(TEST_SECRET),
+      row.key_id,
+      `webhook:${created.id}`,
+      row.secret,
+    );
+    expect(opened).toBe(created.secret);
+  });
+
+  it('delivers a signed event that verifyWebhook accepts, and rejects tampering', async () => {
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/signed`);
+    const event = await fireEvent(store.db, alice.workspaceId);
+
+    const [receipt] = await until(
+      () => receiver.at('/signed'),
+      (r) => r.length > 0,
+      'a delivery',
+    );
+    expect(receipt!.headers['content-type']).toBe('application/json');
+    expect(receipt!.headers['user-agent']).toBe('Edgegate-Webhooks/1');
+    expect(receipt!.headers['edgegate-event-id']).toBe(event.id);
+    expect(receipt!.headers['edgegate-delivery-id']).toBe(`dlv_${hook.id}_${event.id}`);
+    const signature = receipt!.headers['edgegate-signature'] as string;
+    expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+
+    const verified = await verifyWebhook(receipt!.body, signature, hook.secret);
+    expect(verified).toEqual({
+      id: event.id,
+      type: 'connection.created',
+      workspaceId: alice.workspaceId,
+      createdAt: event.created_at.toISOString(),
+      data: { connectionId: 'conn_test', type: 'postgresql', name: 'Orders DB' },
+    });
+    expect(Object.keys(JSON.parse(receipt!.body))).toEqual([
+      'id',
+      'type',
+      'workspaceId',
+      'createdAt',
+      'data',
+    ]);
+
+    const tampered = receipt!.body.replace('Orders DB', 'Orders DC');
+    await expect(verifyWebhook(tampered, signature, hook.secret)).rejects.toThrow(
+      WebhookSignatureError,
+    );
+    await expect(
+      verifyWebhook(receipt!.body, signature, `whsec_${'A'.repeat(43)}`),
+    ).rejects.toThrow(/no signature matches/);
+    const old = await signWebhook(receipt!.body, hook.secret, Math.floor(Date.now() / 1000) - 600);
+    await expect(verifyWebhook(receipt!.body, old, hook.secret)).rejects.toThrow(/too old/);
+
+    const deliveries = await until(
+      () => api(app, alice.oauth).get(`/v1/webhooks/${hook.id}/deliveries`),
+      (r) => r.json().data[0]?.status === 'delivered',
+      'the delivery to be recorded',
+    );
+    expect(deliveries.json().data).toEqual([
+      expect.objectContaining({
+        id: `dlv_${hook.id}_${event.id}`,
+        eventId: event.id,
+        eventType: 'connection.created',
+        status: 'delivered',
+        attempts: 1,
+        lastStatus: 200,
+        lastError: null,
+        nextAttemptAt: null,
+      }),
+    ]);
+    expect(deliveries.json().data[0].finishedAt).not.toBeNull();
+  });
+
+  it('retries 500s with back-off and delivers on the third attempt', async () => {
+    const alice = await person(app, store.db);
+    receiver.answer('/flaky', (nth) => (nth <= 2 ? 500 : 200));
+    const hook = await createHook(app, alice, `${receiver.url}/flaky`);
+    const event = await fireEvent(store.db, alice.workspaceId);
+
+    const [row] = await until(
+      () => deliveriesOf(store.db, hook.id),
+      (rows) => rows[0]?.status === 'delivered',
+      'delivery after two 500s',
+    );
+    expect(row).toMatchObject({ attempts: 3, last_status: 200, last_error: null });
+    const receipts = receiver.at('/flaky');
+    expect(receipts).toHaveLength(3);
+    expect(new Set(receipts.map((r) => r.headers['edgegate-event-id']))).toEqual(
+      new Set([event.id]),
+    );
+    expect(new Set(receipts.map((r) => r.body)).size).toBe(1);
+    // Each retry waits at least the back-off (50 ms, then 100 ms, less 20 % jitter).
+    expect(receipts[1]!.at - receipts[0]!.at).toBeGreaterThanOrEqual(40);
+    expect(receipts[2]!.at - receipts[1]!.at).toBeGreaterThanOrEqual(80);
+  });
+
+  it('waits as long as Retry-After says on a 429', async () => {
+    const alice = await person(app, store.db);
+    receiver.answer('/busy', (nth) =>
+      nth === 1 ? { status: 429, headers: { 'retry-after': '1' } } : 204,
+    );
+    const hook = await createHook(app, alice, `${receiver.url}/busy`);
+    await fireEvent(store.db, alice.workspaceId);
+    await until(
+      () => deliveriesOf(store.db, hook.id),
+      (rows) => rows[0]?.status === 'delivered',
+      'delivery after a 429',
+    );
+    const [first, second] = receiver.at('/busy');
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('fails at once when the endpoint answers 410, and says why', async () => {
+    const alice = await person(app, store.db);
+    receiver.answer('/gone', () => 410);
+    const hook = await createHook(app, alice, `${receiver.url}/gone`);
+    await fireEvent(store.db, alice.workspaceId);
+    await until(
+      () => deliveriesOf(store.db, hook.id),
+      (rows) => rows[0]?.status === 'failed',
+      'the delivery to fail',
+    );
+    await sleep(300);
+    expect(receiver.at('/gone')).toHaveLength(1);
+    const [delivery] = (
+      await api(app, alice.oauth).get(`/v1/webhooks/${hook.id}/deliveries`)
+    ).json().data;
+    expect(delivery).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      lastStatus: 410,
+      lastError: 'the endpoint answered 410',
+      nextAttemptAt: null,
+    });
+  });
+
+  it('keeps webhooks to their workspace', async () => {
+    const alice = await person(app, store.db);
+    const bob = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/private`);
+    expect((await api(app, bob.oauth).delete(`/v1/webhooks/${hook.id}`)).statusCode).toBe(404);
+    const theirs = await api(app, bob.oauth).get(`/v1/webhooks/${hook.id}/deliveries`);
+    expect(theirs.statusCode).toBe(404);
+    expect(theirs.json().type).toBe('https://edgegate.dev/problems/webhook.not_found');
+    expect((await api(app, bob.oauth).get('/v1/webhooks')).json().data).toEqual([]);
+
+    // Bob's events never reach Alice's endpoint.
+    await fireEvent(store.db, bob.workspaceId);
+    await sleep(200);
+    expect(receiver.at('/private')).toHaveLength(0);
+
+    expect((await api(app, alice.oauth).delete(`/v1/webhooks/${hook.id}`)).statusCode).toBe(204);
+    expect((await api(app, alice.oauth).get('/v1/webhooks')).json().data).toEqual([]);
+    expect((await api(app, alice.oauth).delete(`/v1/webhooks/${hook.id}`)).statusCode).toBe(404);
+  });
+
+  it.each([
+    ['http://example.com/hook', 'validation_failed'],
+    ['http://169.254.169.254/latest/meta-data', 'validation_failed'],
+    ['https://169.254.169.254/latest/meta-data', 'origin.forbidden_address'],
+    ['https://metadata.example.com/hook', 'origin.forbidden_address'],
+    ['https://nowhere.example.com/hook', 'origin.unresolvable'],
+  ])('refuses the endpoint %s with a 422 (%s)', async (url, code) => {
+    const alice = await person(app, store.db);
+    const response = await api(app, alice.oauth).post('/v1/webhooks', { url });
+    expect(response.statusCode, response.body).toBe(422);
+    expect(response.json().type).toBe(`https://edgegate.dev/problems/${code}`);
+    expect(response.json().errors.map((e: { path: string }) => e.path)).toContain('url');
+  });
+
+  it('subscribes a credential only to the events it may read', async () => {
+    const alice = await person(app, store.db);
+    const token = await serviceTokenFor(store.db, {
+      userId: alice.userId,
+      workspaceId: alice.workspaceId,
+      scopes: ['connections:read', 'connections:write'],
+    });
+    const every = await api(app, token).post('/v1/webhooks', { url: `${receiver.url}/narrow` });
+    expect(every.statusCode, every.body).toBe(201);
+    expect(every.json().data.events).toEqual([
+      'connection.created',
+      'connection.updated',
+      'connection.deleted',
+    ]);
+    const caches = await api(app, token).post('/v1/webhooks', {
+      url: `${receiver.url}/narrow`,
+      events: ['cache.created'],
+    });
+    expect(caches.statusCode).toBe(403);
+    expect(caches.headers['www-authenticate']).toContain('scope="caches:read"');
+
+    const reader = await serviceTokenFor(store.db, {
+      userId: alice.userId,
+      workspaceId: alice.workspaceId,
+      scopes: ['connections:read'],
+    });
+    expect((await api(app, reader).get('/v1/webhooks')).statusCode).toBe(200);
+    const refused = await api(app, reader).post('/v1/webhooks', { url: `${receiver.url}/narrow` });
+    expect(refused.statusCode).toBe(403);
+  });
+});
+
+/**
+ * One database opened by several "processes": each open() is a new pool on Postgres; PGlite lives
+ * in this process's memory, so every open() shares the one store (and closing it is the drop).
+ */
+async function sharedDatabase(kind: StoreKind) {
+  if (kind === 'pglite') {
+    const store = await openTestStore('pglite');
+    return {
+      open: async () => ({ ...store, close: async () => {} }),
+      drop: () => store.close(),
+    };
+  }
+  const database = await createTestDatabase();
+  let migrated = false;
+  return {
+    async open(): Promise<Store> {
+      const store = await openStore({ databaseUrl: database.url, dataDir: 'unused' });
+      if (!migrated) await migrateToLatest(store.db);
+      migrated = true;
+      return store;
+    },
+    drop: () => database.drop(),
+  };
+}
+
+describe.each(storeKinds)('the webhook queue on %s', (kind) => {
+  let shared: Awaited<ReturnType<typeof sharedDatabase>>;
+  let receiver: Receiver;
+  const dispatcherOptions = (
+    db: Db,
+    extra: Partial<WebhookDispatcherOptions> = {},
+  ): WebhookDispatcherOptions => ({
+    db,
+    keyring: createKeyring(TEST_SECRET),
+    logger: pino({ level: 'silent' }),
+    policy: { privateRanges: 'allow', resolve: testResolver },
+    ...FAST,
+    ...extra,
+  });
+
+  /** A workspace with one webhook, made through the API of an app that is closed again. */
+  async function workspaceWithHook(url: string) {
+    const store = await shared.open();
+    const app = await buildTestApp(store, { webhooks: FAST });
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, url);
+    await app.close();
+    await store.close();
+    return { workspaceId: alice.workspaceId, hook };
+  }
+
+  beforeAll(async () => {
+    shared = await sharedDatabase(kind);
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    await receiver?.close();
+    await shared?.drop();
+  });
+
+  it('delivers what was queued before a restart, including a lease its process left', async () => {
+    let down = true;
+    receiver.answer('/restart', () => (down ? 503 : 200));
+    const first = await shared.open();
+    const app = await buildTestApp(first, { webhooks: FAST });
+    const alice = await person(app, first.db);
+    const hook = await createHook(app, alice, `${receiver.url}/restart`);
+    await fireEvent(first.db, alice.workspaceId);
+    await until(
+      () => deliveriesOf(first.db, hook.id),
+      (rows) => (rows[0]?.attempts ?? 0) >= 2,
+      'two refused attempts',
+    );
+    await app.close();
+    await first.close();
+
+    const second = await shared.open();
+    const [pending] = await deliveriesOf(second.db, hook.id);
+    expect(pending).toMatchObject({ status: 'pending', last_status: 503, lease_until: null });
+    // As if the process had died mid-attempt: its lease runs out, then anyone may claim the row.
+    await second.db
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: new Date(Date.now() - 1000) })
+      .where('id', '=', pending!.id)
+      .execute();
+    down = false;
+    const dispatcher = startWebhookDispatcher(dispatcherOptions(second.db));
+    try {
+      const [delivered] = await until(
+        () => deliveriesOf(second.db, hook.id),
+        (rows) => rows[0]?.status === 'delivered',
+        'delivery after the restart',
+      );
+      expect(delivered!.attempts).toBe(pending!.attempts + 1);
+      const last = receiver.at('/restart').at(-1)!;
+      await verifyWebhook(last.body, last.headers['edgegate-signature'] as string, hook.secret);
+    } finally {
+      await dispatcher.stop();
+      await second.close();
+    }
+  });
+
+  it('lets two dispatchers share the queue and deliver each event once', async () => {
+    const { workspaceId, hook } = await workspaceWithHook(`${receiver.url}/shared`);
+    const one = await shared.open();
+    const two = await shared.open();
+    const events = [];
+    for (let i = 0; i < 30; i++) events.push(await fireEvent(one.db, workspaceId, `db ${i}`));
+    const dispatchers = [
+      startWebhookDispatcher(dispatcherOptions(one.db, { batch: 4 })),
+      startWebhookDispatcher(dispatcherOptions(two.db, { batch: 4 })),
+    ];
+    try {
+      const rows = await until(
+        () => deliveriesOf(one.db, hook.id),
+        (r) => r.length === 30 && r.every((d) => d.status === 'delivered'),
+        'all 30 deliveries',
+      );
+      await sleep(200);
+      const received = receiver.at('/shared').map((r) => r.headers['edgegate-event-id']);
+      expect(received).toHaveLength(30);
+      expect(new Set(received)).toEqual(new Set(events.map((e) => e.id)));
+      expect(rows.every((d) => d.attempts === 1)).toBe(true);
+    } finally {
+      await Promise.all(dispatchers.map((d) => d.stop()));
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('re-checks the address at connect time, so a host that now resolves to metadata is refused', async () => {
+    const { workspaceId, hook } = await workspaceWithHook('https://db.example.com/hook');
+    const store = await shared.open();
+    const rebound = async () => ['169.254.169.254'];
+    const dispatcher = startWebhookDispatcher(
+      dispatcherOptions(store.db, { policy: { privateRanges: 'allow', resolve: rebound } }),
+    );
+    try {
+      await fireEvent(store.db, workspaceId);
+      const [row] = await until(
+        () => deliveriesOf(store.db, hook.id),
+        (rows) => (rows[0]?.attempts ?? 0) >= 1 && rows[0]?.lease_until === null,
+        'a refused attempt',
+      );
+      expect(row).toMatchObject({ status: 'pending', last_status: null });
+      expect(row!.last_error).toContain('does not send webhooks to');
+    } finally {
+      await dispatcher.stop();
+      // Its delivery would keep retrying against the next tests' dispatchers.
+      await store.db.deleteFrom('webhooks').where('id', '=', hook.id).execute();
+      await store.close();
+    }
+  });
+
+  it('gives a delivery up once it is older than maxAgeMs', async () => {
+    receiver.answer('/down', () => 502);
+    const { workspaceId, hook } = await workspaceWithHook(`${receiver.url}/down`);
+    const store = await shared.open();
+    const dispatcher = startWebhookDispatcher(dispatcherOptions(store.db, { maxAgeMs: 300 }));
+    try {
+      await fireEvent(store.db, workspaceId);
+      const [row] = await until(
+        () => deliveriesOf(store.db, hook.id),
+        (rows) => rows[0]?.status === 'failed',
+        'the delivery to be given up',
+      );
+      expect(row).toMatchObject({ last_status: 502, last_error: 'the endpoint answered 502' });
+      expect(row!.attempts).toBeGreaterThanOrEqual(2);
+      expect(row!.finished_at!.getTime() - row!.created_at.getTime()).toBeGreaterThanOrEqual(290);
+    } finally {
+      await dispatcher.stop();
+      await store.close();
+    }
+  });
+});
