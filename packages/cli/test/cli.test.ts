@@ -6,6 +6,9 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../server/test/helpers/stores.ts';
+import { openStore } from '../../server/src/db/store.ts';
+import { createKeyring } from '../../server/src/connect/keyring.ts';
+import { openConnection, saveConnection } from '../../server/src/connect/connections.ts';
 
 const BIN = resolve(import.meta.dirname, '../bin/edgegate.js');
 const run = promisify(execFile);
@@ -43,14 +46,19 @@ describe('edgegate CLI', () => {
     expect(stdout).toContain('DATABASE_URL');
   });
 
-  it.each(['start', 'server', 'edge', 'migrate', 'users create', 'workspaces create'])(
-    'has --help for %s',
-    async (command) => {
-      const { code, stdout } = await edgegate([...command.split(' '), '--help']);
-      expect(code).toBe(0);
-      expect(stdout).toMatch(new RegExp(`^Usage: edgegate ${command}`));
-    },
-  );
+  it.each([
+    'start',
+    'server',
+    'edge',
+    'migrate',
+    'users create',
+    'workspaces create',
+    'keys rotate',
+  ])('has --help for %s', async (command) => {
+    const { code, stdout } = await edgegate([...command.split(' '), '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^Usage: edgegate ${command}`));
+  });
 
   it('explains bad input in one line and exits non-zero', async () => {
     const cases: [string[], number, RegExp][] = [
@@ -161,6 +169,69 @@ describe('edgegate CLI', () => {
         '0005-connect',
       ],
     });
+  });
+
+  it('rotates the keys of stored secrets, and re-wraps them after the root secret changed', async () => {
+    const database = await createTestDatabase();
+    const oldSecret = 'old-root-secret-old-root-secret-0123456789';
+    const newSecret = 'new-root-secret-new-root-secret-0123456789';
+    try {
+      const env = { DATABASE_URL: database.url, EDGEGATE_SECRET: oldSecret };
+      const user = await edgegate(
+        [
+          'users',
+          'create',
+          '--email',
+          'keys@example.com',
+          '--password',
+          'long enough pw',
+          '--json',
+        ],
+        env,
+      );
+      const workspaceId = JSON.parse(user.stdout).personalWorkspace.id as string;
+      const store = await openStore({ databaseUrl: database.url, dataDir: 'unused' });
+      try {
+        const row = await store.db.transaction().execute((tx) =>
+          saveConnection(tx, createKeyring(oldSecret), {
+            workspaceId,
+            type: 'postgresql',
+            name: 'orders',
+            config: { host: 'db.example.com', port: 5432, user: 'app', password: 's3cret' },
+            clientId: null,
+            actorUserId: null,
+          }),
+        );
+        const rotated = await edgegate(['keys', 'rotate', '--json'], {
+          ...env,
+          EDGEGATE_SECRET: newSecret,
+          EDGEGATE_PREVIOUS_SECRET: oldSecret,
+        });
+        expect(rotated.code, rotated.stderr).toBe(0);
+        expect(rotated.stderr).toContain('Rotating keys');
+        expect(JSON.parse(rotated.stdout)).toMatchObject({
+          rewrappedKeys: 1,
+          newKeys: 1,
+          resealedConnections: 1,
+          retiredKeys: 1,
+        });
+        const after = await store.db
+          .selectFrom('connections')
+          .selectAll()
+          .where('id', '=', row.id)
+          .executeTakeFirstOrThrow();
+        expect(after.key_id).not.toBe(row.key_id);
+        expect((await openConnection(store.db, createKeyring(newSecret), after)).password).toBe(
+          's3cret',
+        );
+        const human = await edgegate(['keys', 'rotate'], { ...env, EDGEGATE_SECRET: newSecret });
+        expect(human.stdout).toMatch(/^Rotated: 1 new data keys, 1 connections/);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await database.drop();
+    }
   });
 
   it('works against Postgres with DATABASE_URL', async () => {

@@ -217,6 +217,24 @@ window.addEventListener('message', function (event) {
     await context.close();
   });
 
+  it('falls back to a full-page redirect when the popup is blocked', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // A popup blocker: window.open returns null.
+    await page.addInitScript(() => {
+      window.open = () => null;
+    });
+    await page.goto(partnerBase);
+    await Promise.all([page.waitForURL(/\/connect\/egcs_.*state=st-/), page.click('#connect')]);
+    await page.click('a[data-type="postgresql"]');
+    await fillRight(page);
+    await Promise.all([page.waitForURL(`${partnerBase}/callback?**`), page.click('#save')]);
+    const landed = new URL(page.url());
+    expect(landed.searchParams.get('state')).toMatch(/^st-/);
+    expect(landed.searchParams.get('code')).toMatch(/^egcc_/);
+    await context.close();
+  });
+
   it('works in an iframe of the partner and posts the result to the parent', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
