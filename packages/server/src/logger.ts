@@ -10,7 +10,7 @@ export function redactUrl(url: string): string {
   // Invitation and connect-session tokens ride in the path.
   const safePath = path
     .replace(/\/invite\/[^/]+/, '/invite/[redacted]')
-    .replace(/\/connect\/egcs_[^/]+/, '/connect/[redacted]')
+    .replace(/\/connect\/egct_[^/]+/, '/connect/[redacted]')
     .replace(/\/v1\/connect\/sessions\/[^/]+/, '/v1/connect/sessions/[redacted]');
   if (query === undefined) return safePath;
   const keys = query

@@ -9,7 +9,8 @@ import type { Store } from '../src/db/store.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { sha256 } from '../src/services/crypto.ts';
 import { createKeyring, openSecret, rotateKeys } from '../src/connect/keyring.ts';
-import { openConnection } from '../src/connect/connections.ts';
+import { openConnection, originConnectionString } from '../src/connect/connections.ts';
+import { toEdgeConnectionString } from '@edgegate/contract';
 import { openTestStore, storeKinds } from './helpers/stores.ts';
 import { buildTestApp, TEST_SECRET } from './helpers/app.ts';
 import { accessTokenFor, consentedGrant, serviceTokenFor } from './helpers/tokens.ts';
@@ -157,7 +158,7 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     const before = Date.now();
     const s = await session(alice);
     expect(s.redirect_url).toBe(`http://localhost:8080/connect/${s.token}`);
-    expect(s.token).toMatch(/^egcs_[A-Za-z0-9_-]{43}$/);
+    expect(s.token).toMatch(/^egct_[A-Za-z0-9_-]{43}$/);
     const ttl = Date.parse(s.expires_at) - before;
     expect(ttl).toBeGreaterThan(590_000);
     expect(ttl).toBeLessThan(610_000);
@@ -214,7 +215,7 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     expect(picker.body).toContain('data-type="postgresql"');
     expect(picker.body).toContain('data-type="mysql"');
     expect(picker.headers['content-security-policy']).toContain(`frame-ancestors ${PARTNER}`);
-    expect(picker.headers['referrer-policy']).toBe('no-referrer');
+    expect(picker.headers['referrer-policy']).toBe('same-origin');
     const form = await app.inject({ method: 'GET', url: `${pagePath(s.token)}?type=mysql` });
     expect(form.body).toContain('name="f.host"');
     expect(form.body).toMatch(/name="f.password"\s+type="password"/);
@@ -225,7 +226,7 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
   });
 
   it('answers unknown, reused and expired links with an error page, never a redirect', async () => {
-    const unknown = await app.inject({ method: 'GET', url: '/connect/egcs_nope' });
+    const unknown = await app.inject({ method: 'GET', url: '/connect/egct_nope' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.headers['content-type']).toContain('text/html');
     expect(unknown.headers.location).toBeUndefined();
@@ -456,6 +457,132 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     expect(none.nextCursor).toBe(rest.nextCursor);
     const mallory = await person();
     expect((await get(mallory.oauth, '/v1/events')).json().data).toEqual([]);
+  });
+
+  it('connection scopes are workspace-wide: a credential narrowed to a cache cannot use them', async () => {
+    const alice = await person();
+    const done = await completed(alice);
+    const { connectionId } = (
+      await post(alice.oauth, '/v1/connect/exchange', { code: done.code })
+    ).json().data;
+    const cache = await post(alice.oauth, '/v1/caches', {
+      name: 'c',
+      type: 'postgres',
+      hostname: '127.0.0.1',
+      port: 5432,
+    });
+    expect(cache.statusCode, cache.body).toBe(201);
+    const narrowed = await serviceTokenFor(store.db, {
+      ...alice,
+      scopes: ['connections:read', 'connections:write', 'caches:write'],
+      cacheId: cache.json().data.id,
+    });
+    for (const response of [
+      await get(narrowed, '/v1/connections'),
+      await get(narrowed, `/v1/connections/${connectionId}`),
+      await post(narrowed, '/v1/connect/sessions', {
+        type: 'postgresql',
+        name: 'x',
+        redirect_url: `${PARTNER}/cb`,
+        connection: connectionId,
+      }),
+      await app.inject({
+        method: 'DELETE',
+        url: `/v1/connections/${connectionId}`,
+        headers: { authorization: narrowed },
+      }),
+    ]) {
+      expect(response.statusCode, response.body).toBe(403);
+    }
+    // The stored password comes back only to a credential that may also change connections.
+    const reader = await person(['connections:read', 'caches:write']);
+    const onlyRead = await post(reader.oauth, `/v1/connections/${connectionId}/cache`, {});
+    expect(onlyRead.statusCode).toBe(403);
+  });
+
+  it('ignores a ?type= the session does not allow, refuses opaque origins and odd hosts', async () => {
+    const alice = await person();
+    const single = await session(alice);
+    const forced = await app.inject({ method: 'GET', url: `${pagePath(single.token)}?type=redis` });
+    expect(forced.statusCode).toBe(200);
+    expect(forced.body).toContain('name="f.sslmode"');
+    const two = await session(alice, { type: undefined, whitelist: ['postgresql', 'mysql'] });
+    for (const query of ['?type=nope', '?type=mysql&type=redis']) {
+      const page = await app.inject({ method: 'GET', url: `${pagePath(two.token)}${query}` });
+      expect(page.statusCode, query).toBe(200);
+    }
+    const opaque = await submit(single.token, LOCAL_PG, { origin: 'null' });
+    expect(opaque.statusCode).toBe(403);
+    for (const redirect of ['https://*/cb', 'https://a;sandbox/cb', 'https://a,b/cb']) {
+      const response = await post(alice.oauth, '/v1/connect/sessions', {
+        type: 'postgresql',
+        name: 'x',
+        redirect_url: redirect,
+      });
+      expect(response.statusCode, redirect).toBe(422);
+    }
+  });
+
+  it("a reconnect offers only the connection's own type", async () => {
+    const alice = await person();
+    const done = await completed(alice);
+    const { connectionId } = (
+      await post(alice.oauth, '/v1/connect/exchange', { code: done.code })
+    ).json().data;
+    const again = await session(alice, {
+      type: undefined,
+      whitelist: ['mysql', 'postgresql'],
+      connection: connectionId,
+    });
+    const page = await app.inject({ method: 'GET', url: pagePath(again.token) });
+    expect(page.body).toContain('name="f.sslmode"');
+    expect(page.body).not.toContain('data-type="mysql"');
+  });
+
+  it('caps the pending sessions of a workspace', async () => {
+    const alice = await person();
+    await store.db
+      .insertInto('connect_sessions')
+      .values(
+        Array.from({ length: 100 }, (_, i) => ({
+          id: `cs_cap${i}`,
+          token_hash: `cap_${alice.workspaceId}_${i}`,
+          workspace_id: alice.workspaceId,
+          created_by: 'test',
+          types: ['postgresql'],
+          name: 'n',
+          redirect_url: `${PARTNER}/cb`,
+          frame_origins: [PARTNER],
+          expires_at: new Date(Date.now() + 600_000),
+        })),
+      )
+      .execute();
+    const refused = await post(alice.oauth, '/v1/connect/sessions', {
+      type: 'postgresql',
+      name: 'x',
+      redirect_url: `${PARTNER}/cb`,
+    });
+    expect(refused.statusCode).toBe(429);
+  });
+
+  it('quotes SQL Server values, so ";" and quotes in a password survive', () => {
+    const text = originConnectionString('mssql', {
+      host: 'db.example.com',
+      port: 1433,
+      database: 'shop',
+      user: 'app',
+      password: 'a;b"c=d',
+      encrypt: 'require',
+    });
+    expect(text).toContain('Password="a;b""c=d"');
+    const edge = toEdgeConnectionString({
+      cacheId: 'cch_abc',
+      cacheType: 'mssql',
+      connectionString: text,
+      edgeHost: 'localhost',
+      edgePort: 1433,
+    });
+    expect(edge).toContain('Password="a;b""c=d"');
   });
 
   it('rotates keys without losing a secret, and binds each sealed value to its row', async () => {

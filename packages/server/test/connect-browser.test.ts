@@ -145,7 +145,7 @@ window.addEventListener('message', function (event) {
     const page = await context.newPage();
     await page.goto(partnerBase);
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#connect')]);
-    await popup.waitForURL(/\/connect\/egcs_/);
+    await popup.waitForURL(/\/connect\/egct_/);
     // Two types allowed: the picker comes first.
     await popup.getByRole('link', { name: /PostgreSQL/ }).click();
     await popup.waitForSelector('#field-host');
@@ -225,7 +225,7 @@ window.addEventListener('message', function (event) {
       window.open = () => null;
     });
     await page.goto(partnerBase);
-    await Promise.all([page.waitForURL(/\/connect\/egcs_.*state=st-/), page.click('#connect')]);
+    await Promise.all([page.waitForURL(/\/connect\/egct_.*state=st-/), page.click('#connect')]);
     await page.click('a[data-type="postgresql"]');
     await fillRight(page);
     await Promise.all([page.waitForURL(`${partnerBase}/callback?**`), page.click('#save')]);

@@ -112,9 +112,9 @@ describe('log redaction', () => {
     ['/login?next=%2Finvite%2Fegi_secret', '/login?next=[redacted]'],
     ['/oauth2/device?user_code=ABCD-EFGH', '/oauth2/device?user_code=[redacted]'],
     ['/w/acme', '/w/acme'],
-    ['/connect/egcs_secret?type=mysql', '/connect/[redacted]?type=[redacted]'],
-    ['/connect/egcs_secret/cancel', '/connect/[redacted]/cancel'],
-    ['/v1/connect/sessions/egcs_secret', '/v1/connect/sessions/[redacted]'],
+    ['/connect/egct_secret?type=mysql', '/connect/[redacted]?type=[redacted]'],
+    ['/connect/egct_secret/cancel', '/connect/[redacted]/cancel'],
+    ['/v1/connect/sessions/egct_secret', '/v1/connect/sessions/[redacted]'],
     ['/connect.js', '/connect.js'],
   ])('masks %s', (url, expected) => {
     expect(redactUrl(url)).toBe(expected);

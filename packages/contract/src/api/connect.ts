@@ -32,6 +32,13 @@ export function redirectUrlProblem(value: string): string | null {
     return 'must be an absolute URL';
   }
   if (url.username || url.password) return 'must not contain a user name or password';
+  // Only plain host names and IP addresses: the origin goes into a Content-Security-Policy.
+  if (
+    !/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/.test(
+      url.hostname,
+    )
+  )
+    return 'must have a plain host name (letters, digits, hyphens and dots)';
   if (url.hash) return 'must not contain a #fragment';
   if (url.protocol === 'https:') return null;
   const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);

@@ -201,6 +201,9 @@ export async function openConnection(
 
 const enc = encodeURIComponent;
 
+/** An ADO.NET value in double quotes (doubled inside), so `;` or `=` in it stays part of it. */
+const adoQuote = (value: string) => `"${value.replace(/"/g, '""')}"`;
+
 /** The origin's own connection string, built from a connection's fields. */
 export function originConnectionString(type: ConnectionTypeId, c: Record<string, unknown>): string {
   const host = String(c.host).includes(':') ? `[${String(c.host)}]` : String(c.host);
@@ -215,9 +218,9 @@ export function originConnectionString(type: ConnectionTypeId, c: Record<string,
     case 'mssql':
       return [
         `Server=${String(c.host)},${String(c.port)}`,
-        c.database ? `Database=${String(c.database)}` : '',
-        `User Id=${String(c.user ?? '')}`,
-        `Password=${String(c.password ?? '').replace(/;/g, '')}`,
+        c.database ? `Database=${adoQuote(String(c.database))}` : '',
+        `User Id=${adoQuote(String(c.user ?? ''))}`,
+        `Password=${adoQuote(String(c.password ?? ''))}`,
         `Encrypt=${c.encrypt === 'disable' ? 'false' : 'true'}`,
       ]
         .filter(Boolean)

@@ -216,7 +216,9 @@ export async function rotateKeys(
       );
       const updated = await sql`UPDATE ${sql.table(table)}
         SET ${sql.ref(column)} = ${fresh.sealed}, key_id = ${fresh.keyId}
-        WHERE id = ${row.id} AND key_id = ${row.key_id}`.execute(db);
+        WHERE id = ${row.id} AND key_id = ${row.key_id} AND ${sql.ref(column)} = ${row.sealed}`.execute(
+        db,
+      );
       if (Number(updated.numAffectedRows ?? 0n) > 0) done++;
       if (done % 500 === 0 && done > 0)
         progress(`re-sealed ${done} of ${rows.rows.length} ${table}`);

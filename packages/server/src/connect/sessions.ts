@@ -18,7 +18,9 @@ import { saveConnection } from './connections.ts';
 import type { Keyring } from './keyring.ts';
 
 export const CODE_TTL_SECONDS = 600;
-const TOKEN_PREFIX = 'egcs_';
+/** Pending, unexpired sessions a workspace may hold: each link can make Edgegate dial out. */
+export const MAX_PENDING_SESSIONS = 100;
+const TOKEN_PREFIX = 'egct_';
 const CODE_PREFIX = 'egcc_';
 
 /** The origins an OAuth app registered: those of its redirect URIs and homepage. */
@@ -39,6 +41,14 @@ async function appOrigins(db: Db, clientId: string): Promise<string[]> {
     }
   }
   return [...origins];
+}
+
+/**
+ * Whether an origin can be written in `frame-ancestors`: a scheme and a plain host name or IPv4
+ * address (CSP has no syntax for IPv6 literals, so an `[::1]` partner cannot frame the page).
+ */
+function isCspSource(origin: string): boolean {
+  return /^https?:\/\/[a-z0-9.-]+(:\d+)?$/.test(origin);
 }
 
 export function sessionStatus(row: ConnectSessionRow, now = new Date()): ConnectSession['status'] {
@@ -68,9 +78,9 @@ export async function createConnectSession(
   publicUrl: string,
 ): Promise<{ row: ConnectSessionRow; token: string; pageUrl: string }> {
   const fields = parseInput(connectSessionCreateSchema, input);
-  const types = fields.whitelist ?? [fields.type as ConnectionTypeId];
+  let types = fields.whitelist ?? [fields.type as ConnectionTypeId];
   const redirectOrigin = new URL(fields.redirect_url).origin;
-  let frameOrigins = [redirectOrigin];
+  let frameOrigins = [redirectOrigin].filter(isCspSource);
   if (principal.clientId) {
     const registered = await appOrigins(db, principal.clientId);
     if (!registered.includes(redirectOrigin)) {
@@ -83,7 +93,7 @@ export async function createConnectSession(
         },
       );
     }
-    frameOrigins = registered;
+    frameOrigins = registered.filter(isCspSource);
   }
   if (fields.connection) {
     const existing = await db
@@ -106,6 +116,22 @@ export async function createConnectSession(
         { errors: [{ path: 'connection', message: `is a ${existing.type} connection` }] },
       );
     }
+    // A reconnect keeps the connection's type: caches made from it assume that database.
+    types = [existing.type as ConnectionTypeId];
+  }
+  const pending = await db
+    .selectFrom('connect_sessions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('workspace_id', '=', principal.workspaceId)
+    .where('status', '=', 'pending')
+    .where('expires_at', '>', new Date())
+    .executeTakeFirstOrThrow();
+  if (Number(pending.n) >= MAX_PENDING_SESSIONS) {
+    throw new Problem(
+      'connect.too_many_sessions',
+      429,
+      `This workspace already has ${MAX_PENDING_SESSIONS} connect sessions waiting. Use one, or wait until they expire.`,
+    );
   }
   const token = newSecret(TOKEN_PREFIX);
   const row = await db

@@ -71,6 +71,9 @@ function subscribedTypes(principal: Principal, requested: EventType[] | undefine
   return all.every(readable) ? null : all.filter(readable);
 }
 
+/** Every event fans out to each endpoint: the cap bounds the work one workspace can queue. */
+export const MAX_WEBHOOKS_PER_WORKSPACE = 20;
+
 export async function createWebhook(
   db: Db,
   keyring: Keyring,
@@ -81,6 +84,18 @@ export async function createWebhook(
   const fields = parseInput(webhookCreateSchema, input);
   const events = subscribedTypes(principal, fields.events);
   await guardUrl(fields.url, policy);
+  const count = await db
+    .selectFrom('webhooks')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('workspace_id', '=', principal.workspaceId)
+    .executeTakeFirstOrThrow();
+  if (Number(count.n) >= MAX_WEBHOOKS_PER_WORKSPACE) {
+    throw new Problem(
+      'webhook.limit_reached',
+      422,
+      `A workspace may have at most ${MAX_WEBHOOKS_PER_WORKSPACE} webhook endpoints; delete one first.`,
+    );
+  }
   const id = newId('wh');
   const secret = newSecret('whsec_');
   const row = await db.transaction().execute(async (tx) => {

@@ -70,7 +70,7 @@ function frame(options: {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="color-scheme" content="${theme === 'auto' ? 'light dark' : theme}" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <title>${title} · Edgegate</title>
         <link rel="stylesheet" href="/assets/console.css" />
         <link rel="stylesheet" href="/assets/connect.css" />

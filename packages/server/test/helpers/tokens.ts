@@ -95,7 +95,7 @@ export async function accessTokenFor(
 /** A service token made the way the console makes one (they are first-party only): `id:token`. */
 export async function serviceTokenFor(
   db: Db,
-  options: { userId: string; workspaceId: string; scopes: string[] },
+  options: { userId: string; workspaceId: string; scopes: string[]; cacheId?: string },
 ): Promise<string> {
   const user = await db
     .selectFrom('users')
@@ -110,7 +110,10 @@ export async function serviceTokenFor(
   const { principal } = await consolePrincipal(db, user, slug);
   const { row, token } = await createServiceToken(db, principal, {
     name: 'partner backend',
-    accesses: options.scopes.map((scope) => ({ scope: scope as never })),
+    accesses: options.scopes.map((scope) => ({
+      scope: scope as never,
+      ...(options.cacheId ? { cacheId: options.cacheId } : {}),
+    })),
   });
   return `${row.id}:${token}`;
 }

@@ -35,7 +35,9 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
     var features = 'popup=yes,width=' + width + ',height=' + height + ',left=' + left + ',top=' + top;
     var direct = typeof options.url === 'string';
     // Nothing is awaited before window.open: Safari only allows popups opened within the click.
-    var popup = global.open(direct ? withState(options.url, options.state).toString() : 'about:blank', 'edgegate-connect', features);
+    // A fresh window name per call: no other frame can find this popup by name and navigate it.
+    var name = 'edgegate-connect-' + Math.random().toString(36).slice(2);
+    var popup = global.open(direct ? withState(options.url, options.state).toString() : 'about:blank', name, features);
     var urlPromise = direct ? Promise.resolve(options.url) : Promise.resolve().then(options.url);
 
     return urlPromise.then(function (url) {
@@ -55,6 +57,7 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
           if (event.origin !== target.origin || event.source !== popup) return;
           var data = event.data;
           if (!data || data.type !== MESSAGE_TYPE) return;
+          if (options.state && data.state !== options.state) return;
           cleanup();
           try { popup.close(); } catch (e) { /* already closed */ }
           if (data.error) reject(fail(data.error, 'The user cancelled the connection.', data.state));

@@ -53,6 +53,8 @@ export interface HostedPageDeps {
 /** Tests per session per 10 minutes: enough for typos, too few to scan a network through us. */
 const TESTS_PER_WINDOW = 20;
 const TEST_WINDOW_MS = 10 * 60_000;
+/** Credential tests running at once in this process: each holds sockets and buffers for seconds. */
+const MAX_CONCURRENT_TESTS = 16;
 
 const DESCRIBED = new Map(CONNECTION_TYPES.map((def) => [def.id, describeConnectionType(def)]));
 
@@ -90,17 +92,20 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
   const publicOrigin = new URL(deps.publicUrl).origin;
   const tests = createMemoryRateLimitStore();
   const timeoutMs = deps.testTimeoutMs ?? 10_000;
+  let running = 0;
 
   const csrfFor = (session: ConnectSessionRow) => hmac(csrfKey, `connect:${session.id}`);
 
   function headers(reply: FastifyReply, session: ConnectSessionRow | null, nonce?: string) {
     // Framing only by the partner's registered origins; scripts only ours, by nonce.
-    const ancestors = session ? session.frame_origins.join(' ') : "'none'";
+    const ancestors = session?.frame_origins.length ? session.frame_origins.join(' ') : "'none'";
     reply.headers({
       'content-type': 'text/html; charset=utf-8',
       'content-security-policy': `default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src ${nonce ? `'nonce-${nonce}'` : "'none'"}; frame-ancestors ${ancestors}; form-action 'self'; base-uri 'none'`,
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      // same-origin, not no-referrer: the token never leaves in a Referer, and our own form posts
+      // still carry a real Origin (no-referrer would make it `null`), which the CSRF check relies on.
+      'referrer-policy': 'same-origin',
       'cache-control': 'no-store',
     });
   }
@@ -158,7 +163,8 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
     body: Record<string, unknown>,
   ) {
     const origin = request.headers.origin;
-    if (origin && origin !== 'null' && origin !== publicOrigin)
+    // Browsers send Origin on every form POST; `null` (a sandboxed or opaque frame) is refused too.
+    if (origin !== undefined && origin !== publicOrigin)
       throw new Problem('csrf.origin_mismatch', 403, 'This form was submitted from another site.');
     const sent = body._csrf;
     if (typeof sent !== 'string' || !safeEqual(sent, csrfFor(session)))
@@ -261,12 +267,10 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       if (!session) return reply;
       const partner = await partnerOf(session);
       const state = stateOf(session, request.query.state);
-      const wanted = request.query.type;
       const types = session.types as ConnectionTypeId[];
-      if (types.length === 1 || (wanted && types.includes(wanted as ConnectionTypeId))) {
-        return renderForm(reply, session, partner, (wanted ?? types[0]) as ConnectionTypeId, {
-          state,
-        });
+      const wanted = types.find((type) => type === request.query.type);
+      if (wanted || types.length === 1) {
+        return renderForm(reply, session, partner, wanted ?? types[0]!, { state });
       }
       headers(reply, session);
       return reply.send(
@@ -342,6 +346,15 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           status: 422,
         });
       }
+      if (running >= MAX_CONCURRENT_TESTS) {
+        reply.header('retry-after', '5');
+        return renderForm(reply, session, partner, type, {
+          state,
+          values: typed,
+          testError: 'Edgegate is testing many connections right now. Try again in a few seconds.',
+          status: 503,
+        });
+      }
       const attempts = await tests.hit(session.id, TEST_WINDOW_MS);
       if (attempts.count > TESTS_PER_WINDOW) {
         return renderForm(reply, session, partner, type, {
@@ -360,7 +373,10 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           privateRanges: deps.originPolicy.privateRanges,
           ...(deps.originPolicy.resolve ? { resolve: deps.originPolicy.resolve } : {}),
         });
-        address = checked.addresses[0]!;
+        // IPv4 first: a host without IPv6 routes would otherwise fail on an AAAA answer.
+        address = [...checked.addresses].sort(
+          (a, b) => Number(a.includes(':')) - Number(b.includes(':')),
+        )[0]!;
       } catch (error) {
         if (!(error instanceof Problem)) throw error;
         return renderForm(reply, session, partner, type, {
@@ -370,7 +386,10 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           status: 422,
         });
       }
-      const outcome = await def.test(config as never, { timeoutMs, address });
+      running++;
+      const outcome = await def
+        .test(config as never, { timeoutMs, address })
+        .finally(() => running--);
       if (!outcome.ok) {
         request.log.info({ session: session.id, type, code: outcome.code }, 'connect test failed');
         return renderForm(reply, session, partner, type, {
@@ -407,8 +426,19 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       if (!session) return reply;
       const body = (request.body ?? {}) as Record<string, unknown>;
       checkForm(request, session, body);
-      await cancelSession(deps.db, session);
       const partner = await partnerOf(session);
+      if (!(await cancelSession(deps.db, session))) {
+        // Completed (or expired) in another tab meanwhile: say so instead of reporting a cancel.
+        headers(reply, null);
+        return reply.code(410).send(
+          errorPage({
+            status: 410,
+            title: 'Link already used',
+            message: 'This connect link was completed or expired before the cancel arrived.',
+            partner,
+          }),
+        );
+      }
       return handOff(
         reply,
         session,

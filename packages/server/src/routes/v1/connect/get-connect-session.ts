@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { connectSessionSchema, dataOf } from '@edgegate/contract';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { getSessionForPrincipal, toConnectSession } from '../../../connect/sessions.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -21,7 +21,7 @@ export function registerGetConnectSession(app: FastifyInstance, deps: V1Deps) {
       },
     },
     async (request) => {
-      const principal = requireScope(request, 'connections:read');
+      const principal = requireWorkspaceScope(request, 'connections:read');
       const row = await getSessionForPrincipal(deps.db, principal, request.params.token);
       return { data: toConnectSession(row) };
     },

@@ -7,7 +7,7 @@ import {
   dataOf,
   type ConnectionTypeId,
 } from '@edgegate/contract';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { exchangeCode } from '../../../connect/sessions.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -25,7 +25,7 @@ export function registerPostConnectExchange(app: FastifyInstance, deps: V1Deps) 
       },
     },
     async (request) => {
-      const principal = requireScope(request, 'connections:write');
+      const principal = requireWorkspaceScope(request, 'connections:write');
       const row = await exchangeCode(deps.db, principal, request.body.code);
       return {
         data: { connectionId: row.id, type: row.type as ConnectionTypeId, name: row.name },

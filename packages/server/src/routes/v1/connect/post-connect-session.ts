@@ -6,7 +6,7 @@ import {
   connectSessionCreatedSchema,
   dataOf,
 } from '@edgegate/contract';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { createConnectSession } from '../../../connect/sessions.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -24,7 +24,7 @@ export function registerPostConnectSession(app: FastifyInstance, deps: V1Deps) {
       },
     },
     async (request, reply) => {
-      const principal = requireScope(request, 'connections:write');
+      const principal = requireWorkspaceScope(request, 'connections:write');
       const { row, token, pageUrl } = await createConnectSession(
         deps.db,
         principal,

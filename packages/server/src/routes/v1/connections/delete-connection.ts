@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { deleteConnection } from '../../../connect/connections.ts';
 import { announceDeliveries } from '../../../connect/events.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
@@ -20,7 +20,7 @@ export function registerDeleteConnection(app: FastifyInstance, deps: V1Deps) {
       },
     },
     async (request, reply) => {
-      const principal = requireScope(request, 'connections:write');
+      const principal = requireWorkspaceScope(request, 'connections:write');
       await deleteConnection(deps.db, principal, request.params.id);
       announceDeliveries(deps.bus);
       return reply.code(204).send(null);

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { connectionSchema, dataOf } from '@edgegate/contract';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { getConnection, toConnection } from '../../../connect/connections.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -23,7 +23,7 @@ export function registerGetConnection(app: FastifyInstance, deps: V1Deps) {
       },
     },
     async (request) => {
-      const principal = requireScope(request, 'connections:read');
+      const principal = requireWorkspaceScope(request, 'connections:read');
       const row = await getConnection(deps.db, principal, request.params.id, 'connections:read');
       return { data: toConnection(row) };
     },

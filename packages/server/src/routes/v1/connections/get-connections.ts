@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { connectionSchema, pageOf, paginationQuerySchema } from '@edgegate/contract';
-import { requireScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { listConnections, toConnection } from '../../../connect/connections.ts';
 import { decodeCursor, toPage } from '../support/cursor.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
@@ -19,7 +19,7 @@ export function registerGetConnections(app: FastifyInstance, deps: V1Deps) {
       },
     },
     async (request) => {
-      const principal = requireScope(request, 'connections:read');
+      const principal = requireWorkspaceScope(request, 'connections:read');
       const { limit, cursor } = request.query;
       const rows = await listConnections(deps.db, principal, {
         afterId: decodeCursor(cursor),

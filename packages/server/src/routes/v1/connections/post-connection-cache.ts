@@ -7,7 +7,7 @@ import {
   connectionCacheResultSchema,
   dataOf,
 } from '@edgegate/contract';
-import { requireScope, requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
+import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
 import { createCacheForConnection } from '../../../connect/connections.ts';
 import { announceDeliveries } from '../../../connect/events.ts';
 import { toCache } from '../../../services/caches.ts';
@@ -21,7 +21,7 @@ export function registerPostConnectionCache(app: FastifyInstance, deps: V1Deps) 
       schema: {
         summary: 'Create a cache for a connection',
         description:
-          "Needs caches:write (for the workspace) and connections:read. The origin is the connection's host and port, and it passes the origin guard like any cache.",
+          "Needs caches:write and connections:write: the answer carries the stored password. The origin is the connection's host and port, and it passes the origin guard like any cache.",
         tags: ['connections'],
         params: connectionParamsSchema,
         body: connectionCacheCreateSchema,
@@ -29,7 +29,7 @@ export function registerPostConnectionCache(app: FastifyInstance, deps: V1Deps) 
       },
     },
     async (request, reply) => {
-      requireScope(request, 'connections:read');
+      requireWorkspaceScope(request, 'connections:write');
       const principal = requireWorkspaceScope(request, 'caches:write');
       const { cache, connectionString } = await createCacheForConnection(
         deps.db,
