@@ -48,6 +48,36 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths).every((p) => p.startsWith('/v1/'))).toBe(true);
   });
 
+  it('documents the shared headers: Idempotency-Key, If-Match, ETag, Location, Retry-After', async () => {
+    const doc = (await app.inject({ url: '/v1/openapi.json' })).json();
+    const names = (operation: { parameters?: { name: string; in: string }[] }) =>
+      (operation.parameters ?? []).filter((p) => p.in === 'header').map((p) => p.name);
+    for (const [path, item] of Object.entries(
+      doc.paths as Record<string, Record<string, object>>,
+    )) {
+      for (const [method, operation] of Object.entries(item)) {
+        const op = operation as {
+          parameters?: { name: string; in: string }[];
+          responses: Record<string, { headers?: object }>;
+        };
+        if (method === 'post') expect(names(op), `${method} ${path}`).toContain('Idempotency-Key');
+        if (method === 'patch') expect(names(op), `${method} ${path}`).toContain('If-Match');
+        expect(Object.keys(op.responses['429']?.headers ?? {}), `${method} ${path}`).toContain(
+          'Retry-After',
+        );
+      }
+    }
+    expect(doc.paths['/v1/caches/{id}'].get.responses['200'].headers).toHaveProperty('ETag');
+    expect(doc.paths['/v1/caches/{id}'].patch.responses['200'].headers).toHaveProperty('ETag');
+    expect(doc.paths['/v1/caches'].post.responses['201'].headers).toHaveProperty('Location');
+    // The document stays valid: every header parameter has a schema.
+    const get = await app.inject({
+      url: '/v1/caches/cch_x',
+      headers: { authorization: 'Bearer nope' },
+    });
+    expect(get.statusCode).toBe(401);
+  });
+
   it('renders the docs page', async () => {
     const page = await app.inject({ url: '/docs/' });
     expect(page.statusCode).toBe(200);

@@ -13,6 +13,7 @@ import { Problem } from '../../problem.ts';
 import { requireCredential } from '../../plugins/credential-auth.ts';
 import { registerIdempotency } from '../../plugins/idempotency.ts';
 import type { V1Deps } from './support/deps.ts';
+import { documentSharedHeaders } from './support/openapi-headers.ts';
 import { registerGetWorkspace } from './workspace/get-workspace.ts';
 import { registerGetCaches } from './caches/get-caches.ts';
 import { registerPostCache } from './caches/post-cache.ts';
@@ -119,6 +120,10 @@ export async function registerV1Routes(app: FastifyInstance, options: V1Options)
     },
     hideUntagged: true,
     transform: jsonSchemaTransform,
+    transformObject: (document) =>
+      documentSharedHeaders(
+        'openapiObject' in document ? document.openapiObject : document.swaggerObject,
+      ),
   });
 
   await app.register(

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { workspaceSchema } from '@edgegate/contract';
+import { problemResponses } from '../support/deps.ts';
 
 export function registerGetWorkspace(app: FastifyInstance) {
   app.withTypeProvider<ZodTypeProvider>().get(
@@ -11,7 +12,7 @@ export function registerGetWorkspace(app: FastifyInstance) {
       schema: {
         summary: 'The workspace this credential is bound to',
         tags: ['workspace'],
-        response: { 200: z.object({ data: workspaceSchema }) },
+        response: { 200: z.object({ data: workspaceSchema }), ...problemResponses },
       },
     },
     async (request) => {
