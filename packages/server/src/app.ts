@@ -29,6 +29,7 @@ import { createLoginThrottle } from './services/login-throttle.ts';
 import { startHousekeeping } from './services/housekeeping.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
 import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
 import { createKeyring } from './connect/keyring.ts';
 import { registerHostedConnectPages } from './routes/connect/hosted-page.ts';
 import { startWebhookDispatcher } from './connect/webhook-dispatcher.ts';
@@ -61,6 +62,8 @@ export interface AppDeps {
   store: Store;
   logger: Logger;
   rateLimitStore?: RateLimitStore;
+  /** The shared tier (REDIS_URL): the API's per-credential limits count across nodes there. */
+  redis?: Redis;
   /** Shared with an edge in the same process, so /metrics shows both planes. */
   metricsRegistry?: Registry;
   /** An edge in the same process: flushed before metrics are read, so they are current. */
@@ -76,6 +79,7 @@ export async function buildApp({
   store,
   logger,
   rateLimitStore,
+  redis,
   resolveOrigin,
   metricsRegistry,
   edge,
@@ -109,7 +113,9 @@ export async function buildApp({
     publicOrigin,
   });
 
-  const throttle = createLoginThrottle(rateLimitStore ?? createMemoryRateLimitStore());
+  // One set of counters for every throttle: per process, or shared by all nodes through Redis.
+  const counters = rateLimitStore ?? createMemoryRateLimitStore();
+  const throttle = createLoginThrottle(counters);
   registerHealthRoutes(app, db);
   registerHomeRoutes(app);
   registerSignupRoutes(app, db);
@@ -146,6 +152,7 @@ export async function buildApp({
     secret: config.secret,
     publicUrl: config.publicUrl,
     originPolicy: resourceDeps.originPolicy,
+    counters,
     ...(connectTestTimeoutMs ? { testTimeoutMs: connectTestTimeoutMs } : {}),
   });
 
@@ -154,6 +161,7 @@ export async function buildApp({
     secret: config.secret,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds ?? 3600,
     trustProxy: config.trustProxy !== undefined && config.trustProxy !== false,
+    counters,
   });
   app.decorate('oauth', oauth);
   app.addHook('onClose', async () => oauth.dispose());
@@ -163,6 +171,8 @@ export async function buildApp({
     ...resourceDeps,
     rootSecret: config.secret,
     rateLimitPerMinute: config.apiRateLimit ?? 1200,
+    counters,
+    ...(redis ? { redis } : {}),
   });
   const dispatcher = startWebhookDispatcher({
     db,

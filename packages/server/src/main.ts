@@ -9,6 +9,8 @@ import { createLogger } from './logger.ts';
 import { lockDataDir } from './admin/data-dir-lock.ts';
 import { startAdminSocket } from './admin/socket.ts';
 import { createKeyring } from './connect/keyring.ts';
+import { Redis } from 'ioredis';
+import { createRedisRateLimitStore } from './services/rate-limit.ts';
 import { listAppliedMigrations } from './db/migrations/status.ts';
 import { startEdge, type RunningEdge } from './edge/start-edge.ts';
 import { startEdgeStatusServer } from './edge/status-server.ts';
@@ -37,6 +39,7 @@ export async function startServer(
   const unlock = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
   let store: Store | undefined;
   let edge: RunningEdge | null = null;
+  let redis: Redis | undefined;
   try {
     store = await openStore({
       databaseUrl: config.databaseUrl,
@@ -50,12 +53,25 @@ export async function startServer(
     if (planes !== 'server') edge = await startEdge(config, store, logger, registry);
     if (planes === 'edge')
       return await edgeOnly(config, store, edge as RunningEdge, registry, logger, unlock);
+    redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
     const app = await buildApp({
       config,
       store,
       logger,
       metricsRegistry: registry,
       ...(edge ? { edge } : {}),
+      ...(redis
+        ? {
+            redis,
+            rateLimitStore: createRedisRateLimitStore(redis, {
+              onError: (error) =>
+                logger.warn(
+                  { err: error },
+                  'Redis is unavailable: a throttle let a request through',
+                ),
+            }),
+          }
+        : {}),
     });
     await app.listen({ port: config.port, host: config.host });
     // With Postgres the CLI reaches the store itself; the socket serves the embedded store only.
@@ -92,6 +108,7 @@ export async function startServer(
             clearTimeout(deadline);
             clearInterval(sweeper);
             await opened.close();
+            redis?.disconnect();
             unlock();
           }
         })();
@@ -99,6 +116,7 @@ export async function startServer(
       },
     };
   } catch (error) {
+    redis?.disconnect();
     await edge?.close();
     await store?.close();
     unlock();
@@ -136,4 +154,29 @@ async function edgeOnly(
       return closing;
     },
   };
+}
+
+/**
+ * The shared tier: one client for the throttles and the API rate limit. Edgegate checks it
+ * answers at start (a wrong REDIS_URL should stop it, not silently un-share the limits); later
+ * outages fail open while the client reconnects.
+ */
+async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5_000,
+  });
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'Redis connection error'));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`REDIS_URL: cannot reach Redis (${(error as Error).message})`, {
+      cause: error,
+    });
+  }
+  logger.info('Rate limits and throttles are shared through Redis');
+  return redis;
 }

@@ -12,6 +12,7 @@ import { flushTokenWrites } from './token-writes.ts';
 import { signingJwks } from './keys.ts';
 import { isEnginePath } from './engine-paths.ts';
 import { userCodeThrottle } from './user-code-throttle.ts';
+import type { RateLimitStore } from '../services/rate-limit.ts';
 import {
   deviceSuccessSource,
   renderError,
@@ -24,6 +25,8 @@ export interface OAuthSettings {
   secret: string;
   accessTokenTtlSeconds: number;
   trustProxy: boolean;
+  /** Shared counters (Redis) for the device page's user-code throttle; per process otherwise. */
+  counters?: RateLimitStore;
 }
 
 export const GRANT_LIFETIME_SECONDS = 90 * 24 * 3600;
@@ -237,7 +240,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     return (registered?.secretHashes ?? []).some((hash) => safeEqual(hash, digest));
   };
 
-  provider.use(userCodeThrottle(OAUTH_ROUTES.code_verification));
+  provider.use(userCodeThrottle(OAUTH_ROUTES.code_verification, settings.counters));
   provider.use(async (ctx, next) => {
     // offline_access is dropped by the engine unless consent is prompted; ours always is. The
     // authorization endpoint answers GET (and HEAD) only: POST is not enabled (enableHttpPostMethods),

@@ -1,7 +1,7 @@
 // Resolves the credential on a /v1 request (OAuth access token, API key, or service token) to a
 // principal bound to one workspace, with its scopes and any narrowing to named caches.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createMemoryRateLimitStore } from '../services/rate-limit.ts';
+import { createMemoryRateLimitStore, type RateLimitStore } from '../services/rate-limit.ts';
 import type { Db } from '../db/store.ts';
 import {
   findApiKeyCredential,
@@ -192,11 +192,18 @@ export function createCredentialResolver(db: Db) {
 /** Requests with a missing or invalid credential one address may send a minute (per node). */
 export const FAILED_AUTH_PER_MINUTE = 60;
 
-export function requireCredential(app: FastifyInstance, db: Db) {
+export function requireCredential(
+  app: FastifyInstance,
+  db: Db,
+  counters: RateLimitStore = createMemoryRateLimitStore(),
+) {
   const { resolve, dispose } = createCredentialResolver(db);
   app.addHook('onClose', async () => dispose());
   app.decorateRequest('principal', undefined);
-  const failures = createMemoryRateLimitStore();
+  const failures = {
+    peek: (ip: string) => counters.peek(`failed-auth ${ip}`),
+    hit: (ip: string, windowMs: number) => counters.hit(`failed-auth ${ip}`, windowMs),
+  };
   app.addHook('onRequest', async (request) => {
     // Guessing credentials costs a lookup each; an address that keeps failing is stopped before it.
     const failed = await failures.peek(request.ip);

@@ -43,3 +43,63 @@ export function createMemoryRateLimitStore(now: () => number = Date.now): RateLi
     },
   };
 }
+
+/** The subset of an ioredis client the shared store uses. */
+export interface RedisLike {
+  eval(script: string, keys: number, ...args: (string | number)[]): Promise<unknown>;
+  del(...keys: string[]): Promise<number>;
+}
+
+// INCR and the expiry of a new window in one step, so two nodes never both start a window.
+const HIT_SCRIPT = `local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {c, redis.call('PTTL', KEYS[1])}`;
+const PEEK_SCRIPT = `local c = redis.call('GET', KEYS[1])
+if not c then return nil end
+return {tonumber(c), redis.call('PTTL', KEYS[1])}`;
+
+/**
+ * Counters shared by every node through Redis (REDIS_URL), so a limit holds across the cluster.
+ * When Redis fails the counters fail open (the request proceeds, a warning is logged): a throttle
+ * outage must not take the API or log-in down with it.
+ */
+export function createRedisRateLimitStore(
+  redis: RedisLike,
+  options: { prefix?: string; onError?: (error: unknown) => void; now?: () => number } = {},
+): RateLimitStore {
+  const prefix = options.prefix ?? 'edgegate:rl:';
+  const now = options.now ?? Date.now;
+  const failOpen = (error: unknown): WindowCount => {
+    options.onError?.(error);
+    return { count: 0, resetAt: now() };
+  };
+  return {
+    async hit(key, windowMs) {
+      try {
+        const [count, ttl] = (await redis.eval(HIT_SCRIPT, 1, prefix + key, windowMs)) as [
+          number,
+          number,
+        ];
+        return { count, resetAt: now() + Math.max(0, ttl) };
+      } catch (error) {
+        return failOpen(error);
+      }
+    },
+    async peek(key) {
+      try {
+        const found = (await redis.eval(PEEK_SCRIPT, 1, prefix + key)) as [number, number] | null;
+        return found ? { count: found[0], resetAt: now() + Math.max(0, found[1]) } : undefined;
+      } catch (error) {
+        failOpen(error);
+        return undefined;
+      }
+    },
+    async reset(key) {
+      try {
+        await redis.del(prefix + key);
+      } catch (error) {
+        failOpen(error);
+      }
+    },
+  };
+}

@@ -1,6 +1,6 @@
 // Builds the control-plane app on a test store with a quiet logger.
 import { pino } from 'pino';
-import { buildApp } from '../../src/app.ts';
+import { buildApp, type AppDeps } from '../../src/app.ts';
 import type { Store } from '../../src/db/store.ts';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
@@ -26,6 +26,7 @@ export async function buildTestApp(
     originPrivate?: 'allow' | 'deny';
     apiRateLimit?: number;
     webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
+    shared?: Pick<AppDeps, 'redis' | 'rateLimitStore'>;
   } = {},
 ) {
   const app = await buildApp({
@@ -39,6 +40,7 @@ export async function buildTestApp(
     logger: pino({ level: 'silent' }),
     resolveOrigin: testResolver,
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+    ...options.shared,
   });
   await app.ready();
   return app;

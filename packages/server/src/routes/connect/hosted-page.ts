@@ -7,7 +7,7 @@ import type { Db } from '../../db/store.ts';
 import type { ConnectSessionRow } from '../../db/schema.ts';
 import { Problem } from '../../problem.ts';
 import { deriveKey, hmac, safeEqual } from '../../services/crypto.ts';
-import { createMemoryRateLimitStore } from '../../services/rate-limit.ts';
+import { createMemoryRateLimitStore, type RateLimitStore } from '../../services/rate-limit.ts';
 import { checkOrigin } from '../../services/origin-guard.ts';
 import type { OriginPolicy } from '../../services/caches.ts';
 import { normalizeHostname } from '../../services/caches.ts';
@@ -48,6 +48,8 @@ export interface HostedPageDeps {
   originPolicy: OriginPolicy;
   /** How long "Test and save" may take to connect. */
   testTimeoutMs?: number;
+  /** Shared counters (Redis), so the per-link test limit holds across nodes. */
+  counters?: RateLimitStore;
 }
 
 /** Tests per session per 10 minutes: enough for typos, too few to scan a network through us. */
@@ -90,7 +92,8 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
   });
   const csrfKey = deriveKey(deps.secret, 'connect csrf');
   const publicOrigin = new URL(deps.publicUrl).origin;
-  const tests = createMemoryRateLimitStore();
+  const counters = deps.counters ?? createMemoryRateLimitStore();
+  const tests = { hit: (id: string, ms: number) => counters.hit(`connect-test ${id}`, ms) };
   const timeoutMs = deps.testTimeoutMs ?? 10_000;
   let running = 0;
 

@@ -13,6 +13,8 @@ import { Problem } from '../../problem.ts';
 import { requireCredential } from '../../plugins/credential-auth.ts';
 import { registerIdempotency } from '../../plugins/idempotency.ts';
 import type { V1Deps } from './support/deps.ts';
+import type { Redis } from 'ioredis';
+import type { RateLimitStore } from '../../services/rate-limit.ts';
 import { documentSharedHeaders } from './support/openapi-headers.ts';
 import { registerGetWorkspace } from './workspace/get-workspace.ts';
 import { registerGetCaches } from './caches/get-caches.ts';
@@ -52,6 +54,10 @@ export interface V1Options extends V1Deps {
   rootSecret: string;
   /** Requests per minute per credential. */
   rateLimitPerMinute: number;
+  /** Counters for failed-authentication throttling (shared through Redis when configured). */
+  counters?: RateLimitStore;
+  /** The shared tier: @fastify/rate-limit counts there, so the limit is per credential, not per node. */
+  redis?: Redis;
 }
 
 const ROUTES = [
@@ -130,11 +136,14 @@ export async function registerV1Routes(app: FastifyInstance, options: V1Options)
     async (v1) => {
       v1.setValidatorCompiler(validatorCompiler);
       v1.setSerializerCompiler(serializerCompiler);
-      requireCredential(v1, options.db);
+      requireCredential(v1, options.db, options.counters);
       await v1.register(rateLimit, {
         hook: 'preHandler',
         max: options.rateLimitPerMinute,
         timeWindow: '1 minute',
+        ...(options.redis
+          ? { redis: options.redis, nameSpace: 'edgegate:api-rl:', skipOnError: true }
+          : {}),
         keyGenerator: (request) =>
           request.principal
             ? `${request.principal.kind}:${request.principal.credentialId}`
