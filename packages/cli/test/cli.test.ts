@@ -167,6 +167,7 @@ describe('edgegate CLI', () => {
         '0003-api',
         '0004-edge-metrics',
         '0005-connect',
+        '0006-grant-caches',
       ],
     });
   });

@@ -26,6 +26,7 @@ describe.each(storeKinds)('store on %s', (kind) => {
       '0003-api',
       '0004-edge-metrics',
       '0005-connect',
+      '0006-grant-caches',
     ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);

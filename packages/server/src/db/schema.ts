@@ -97,6 +97,8 @@ export interface OAuthGrantsTable {
   user_id: string;
   workspace_id: string | null;
   scopes: string[];
+  /** The caches the consent limited the grant to; null for all of the workspace. */
+  cache_ids: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
   payload: ColumnType<Record<string, unknown>, string, string>;
   created_at: CreatedAt;
   expires_at: Timestamp;

@@ -162,6 +162,7 @@ export function createAdapterClass(db: Db): {
           appId: app.id,
           userId: String(payload.accountId),
           workspaceId: binding?.workspaceId ?? null,
+          cacheIds: binding?.cacheIds ?? null,
           scopes: grantScopes(payload),
           payload,
           expiresAt,

@@ -6,6 +6,8 @@ import type { Db } from '../db/store.ts';
 
 export interface GrantBinding {
   workspaceId: string;
+  /** Caches of that workspace the grant is limited to; null or absent for all. */
+  cacheIds?: string[] | null;
   /** The transaction the grant is saved in. */
   db: Db;
   /** Set by the adapter: whether this save created the grant (false: it already existed). */
@@ -17,7 +19,7 @@ const bindings = new AsyncLocalStorage<GrantBinding>();
 /** Saves a new grant bound to `workspaceId`; false if a grant with its id already existed. */
 export async function saveBoundGrant(
   grant: { save(): Promise<string> },
-  binding: { workspaceId: string; db: Db },
+  binding: { workspaceId: string; db: Db; cacheIds?: string[] | null },
 ): Promise<boolean> {
   const state: GrantBinding = { ...binding };
   await bindings.run(state, () => grant.save());

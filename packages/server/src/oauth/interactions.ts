@@ -110,6 +110,24 @@ export function registerInteractionRoutes(
     return registered;
   }
 
+  /** The caches of each workspace, for the optional "only these caches" choice. */
+  async function cachesOf(workspaceIds: string[]) {
+    const byWorkspace = new Map<string, { id: string; name: string }[]>();
+    if (workspaceIds.length === 0) return byWorkspace;
+    const rows = await db
+      .selectFrom('caches')
+      .select(['id', 'name', 'workspace_id'])
+      .where('workspace_id', 'in', workspaceIds)
+      .orderBy('name')
+      .execute();
+    for (const row of rows) {
+      const list = byWorkspace.get(row.workspace_id) ?? [];
+      if (list.length < MAX_CACHES_SHOWN) list.push({ id: row.id, name: row.name });
+      byWorkspace.set(row.workspace_id, list);
+    }
+    return byWorkspace;
+  }
+
   async function consentPage(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -122,6 +140,7 @@ export function registerInteractionRoutes(
     const ownerName = await appOwnerName(db, oauthApp);
     const scopes = requestedScopes(interaction, resource);
     const workspaces = await listWorkspacesOfUser(db, user.id);
+    const cachesByWorkspace = await cachesOf(workspaces.map((w) => w.id));
     const hint = String(interaction.params.workspace ?? '');
     const preselected =
       workspaces.find((w) => w.slug === hint || w.id === hint)?.id ??
@@ -162,6 +181,7 @@ export function registerInteractionRoutes(
                         <label for="ws-${w.id}" class="inline-label"
                           >${w.name} <span class="muted">(${w.role})</span></label
                         >
+                        ${cacheChoice(w.id, cachesByWorkspace.get(w.id) ?? [])}
                       </div>`,
                   )
                 : html`<p>You are not a member of any workspace. Create one first.</p>`
@@ -283,12 +303,17 @@ export function registerInteractionRoutes(
           interaction,
           userId: accountId,
           workspaceId: formValue(request.body, 'workspace'),
+          cacheIds: formValues(request.body, 'cache').filter(Boolean),
           app: { name: registered.app.name, scopes: registered.scopes },
           shownScopes: requestedScopes(interaction, resource),
         });
         return finish(request, reply, { consent: { grantId } });
       } catch (error) {
-        if (!(error instanceof Problem) || error.code !== 'oauth.workspace_required') throw error;
+        if (
+          !(error instanceof Problem) ||
+          !['oauth.workspace_required', 'oauth.caches_outside_workspace'].includes(error.code)
+        )
+          throw error;
         return consentPage(request, reply, interaction, error.message, error.status);
       }
     },
@@ -328,4 +353,37 @@ async function appOwnerName(
   }
   const user = app.owner_user_id ? await findUserById(db, app.owner_user_id) : undefined;
   return user ? user.name || user.email : 'unknown';
+}
+
+/** Caches listed per workspace on the consent page; a workspace with more is granted whole or by API key. */
+const MAX_CACHES_SHOWN = 50;
+
+function formValues(body: unknown, name: string): string[] {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.filter((v): v is string => typeof v === 'string');
+}
+
+/**
+ * Optional narrowing (SPEC §3, as PlanetScale narrows to a database): leaving every box empty
+ * grants the whole workspace, including caches created later.
+ */
+function cacheChoice(workspaceId: string, caches: { id: string; name: string }[]) {
+  if (caches.length === 0) return '';
+  return html`<details class="cache-choice">
+    <summary>Only some caches of this workspace?</summary>
+    <p class="muted">
+      Tick the caches the app may use. Leave all unticked for every cache, including ones created
+      later.
+    </p>
+    ${caches.map(
+      (c) =>
+        html`<div>
+          <input type="checkbox" name="cache" id="cache-${workspaceId}-${c.id}" value="${c.id}" />
+          <label for="cache-${workspaceId}-${c.id}" class="inline-label"
+            >${c.name} <code class="muted">${c.id}</code></label
+          >
+        </div>`,
+    )}
+  </details>`;
 }

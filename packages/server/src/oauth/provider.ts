@@ -5,7 +5,12 @@ import { API_SCOPES } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import { findMembershipRole } from '../db/queries/workspaces.ts';
 import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
-import { accountMayUseGrant, findGrantWorkspace, touchGrant } from '../services/grants.ts';
+import {
+  accountMayUseGrant,
+  findGrantCaches,
+  findGrantWorkspace,
+  touchGrant,
+} from '../services/grants.ts';
 import { createAdapterClass, type ClientRegistry } from './adapter.ts';
 import { prefetchedMembership } from './request-state.ts';
 import { flushTokenWrites } from './token-writes.ts';
@@ -273,7 +278,12 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
       const grantId = ctx.oidc.entities.Grant?.jti;
       const workspaceId = grantId ? await findGrantWorkspace(db, grantId) : undefined;
       if (workspaceId) body.workspace_id = workspaceId;
-      if (grantId) await touchGrant(db, grantId);
+      if (grantId) {
+        // Present only when the user limited the app to some caches (absent: the whole workspace).
+        const cacheIds = await findGrantCaches(db, grantId);
+        if (cacheIds) body.cache_ids = cacheIds;
+        await touchGrant(db, grantId);
+      }
     } else if (route === 'introspection' && body.active === true) {
       // Refresh tokens carry no workspace claim of their own: take the grant's.
       const grantId =

@@ -107,6 +107,9 @@ export function createCredentialResolver(db: Db) {
       const row = await findOAuthCredential(db, sha256(presented.token), now);
       if (!row) return undefined;
       const payload = row.payload as { clientId?: string; scope?: string };
+      // A consent limited to some caches narrows every scope to them, as an API key's does.
+      const narrowed = row.cacheIds ? new Set(row.cacheIds) : null;
+      const scopes = (payload.scope ?? '').split(' ').filter(Boolean);
       return {
         kind: 'oauth',
         credentialId: row.credentialId,
@@ -114,7 +117,7 @@ export function createCredentialResolver(db: Db) {
         workspaceId: row.workspaceId,
         workspace: workspaceOf(row),
         clientId: payload.clientId ?? null,
-        access: allCaches((payload.scope ?? '').split(' ').filter(Boolean)),
+        access: narrowed ? new Map(scopes.map((s) => [s, narrowed])) : allCaches(scopes),
         // The grant outlives its access tokens (refresh), and revoking it ends what it minted.
         expiresAt: null,
       };

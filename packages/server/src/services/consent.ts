@@ -15,6 +15,8 @@ export interface ConsentRequest {
   interaction: Interaction;
   userId: string;
   workspaceId: string;
+  /** Caches of that workspace the user limited the app to; empty or absent for all of them. */
+  cacheIds?: string[];
   /** What the app registered: consent never grants more. */
   app: { name: string; scopes: readonly string[] };
   /** The scopes the user saw on the page, for the audit log. */
@@ -48,6 +50,23 @@ export async function grantConsent(
     throw new Problem('oauth.workspace_required', 422, 'Choose the workspace this app may access.');
   }
 
+  const cacheIds = [...new Set(request.cacheIds ?? [])];
+  if (cacheIds.length) {
+    const found = await db
+      .selectFrom('caches')
+      .select('id')
+      .where('workspace_id', '=', workspaceId)
+      .where('id', 'in', cacheIds)
+      .execute();
+    if (found.length !== cacheIds.length) {
+      throw new Problem(
+        'oauth.caches_outside_workspace',
+        422,
+        'The caches you chose must belong to the workspace you chose.',
+      );
+    }
+  }
+
   const clientId = String(interaction.params.client_id);
   // One interaction, one grant id: two submissions racing each other meet on the same row.
   const grantId = `grant_${sha256(`consent ${interaction.uid}`)}`;
@@ -64,13 +83,19 @@ export async function grantConsent(
   }
 
   await db.transaction().execute(async (tx) => {
-    if (!(await saveBoundGrant(grant, { db: tx, workspaceId }))) throw alreadyDecided();
+    const binding = { db: tx, workspaceId, cacheIds: cacheIds.length ? cacheIds.sort() : null };
+    if (!(await saveBoundGrant(grant, binding))) throw alreadyDecided();
     await insertAuditEvent(tx, {
       workspaceId,
       actorUserId: userId,
       action: 'grant.consented',
       target: grantId,
-      data: { app: app.name, clientId, scopes: request.shownScopes },
+      data: {
+        app: app.name,
+        clientId,
+        scopes: request.shownScopes,
+        ...(cacheIds.length ? { cacheIds } : {}),
+      },
     });
   });
   return grantId;

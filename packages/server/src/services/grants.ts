@@ -54,6 +54,16 @@ export async function findGrantWorkspace(db: Db, grantId: string): Promise<strin
   return workspaceId ?? undefined;
 }
 
+/** The caches a consent limited the grant to; null when it covers the whole workspace. */
+export async function findGrantCaches(db: Db, grantId: string): Promise<string[] | null> {
+  const row = await db
+    .selectFrom('oauth_grants')
+    .select('cache_ids')
+    .where('id', '=', grantId)
+    .executeTakeFirst();
+  return row?.cache_ids ?? null;
+}
+
 /** Whether the user exists and, for a grant, still belongs to the grant's workspace: one query. */
 export async function accountMayUseGrant(
   db: Db,

@@ -20,11 +20,14 @@ export class CookieFetch {
     return response;
   }
 
-  async postForm(url: string, form: Record<string, string>): Promise<Response> {
+  async postForm(url: string, form: Record<string, string | string[]>): Promise<Response> {
+    const body = new URLSearchParams();
+    for (const [name, value] of Object.entries(form))
+      for (const one of Array.isArray(value) ? value : [value]) body.append(name, one);
     return this.request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(form).toString(),
+      body: body.toString(),
     });
   }
 

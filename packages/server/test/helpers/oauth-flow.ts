@@ -231,13 +231,19 @@ export async function submitConsent(
   baseUrl: string,
   user: CookieFetch,
   page: string,
-  fields: { decision?: 'allow' | 'deny'; workspace?: string; csrf?: string | null },
+  fields: {
+    decision?: 'allow' | 'deny';
+    workspace?: string;
+    csrf?: string | null;
+    caches?: string[];
+  },
 ): Promise<Response> {
   const csrf = fields.csrf === undefined ? csrfIn(page) : fields.csrf;
   return user.postForm(`${baseUrl}${consentActionOf(page)}`, {
     ...(csrf === null ? {} : { _csrf: csrf }),
     decision: fields.decision ?? 'allow',
     ...(fields.workspace ? { workspace: fields.workspace } : {}),
+    ...(fields.caches ? { cache: fields.caches } : {}),
   });
 }
 
@@ -260,12 +266,13 @@ export async function obtainCode(
   baseUrl: string,
   user: CookieFetch,
   app: PartnerApp,
-  options: AuthorizationOptions & { workspaceId: string },
+  options: AuthorizationOptions & { workspaceId: string; cacheIds?: string[] },
 ) {
   const started = await startAuthorization(baseUrl, user, app, options);
   expect(started.response.status, started.page.slice(0, 500)).toBe(200);
   const decided = await submitConsent(baseUrl, user, started.page, {
     workspace: options.workspaceId,
+    ...(options.cacheIds ? { caches: options.cacheIds } : {}),
   });
   const callbackUrl = await followToCallback(baseUrl, user, decided);
   return { ...started, callbackUrl, consentPage: started.page };
@@ -276,7 +283,7 @@ export async function obtainTokens(
   baseUrl: string,
   user: CookieFetch,
   app: PartnerApp,
-  options: AuthorizationOptions & { workspaceId: string },
+  options: AuthorizationOptions & { workspaceId: string; cacheIds?: string[] },
 ) {
   const flow = await obtainCode(baseUrl, user, app, options);
   const redirectUri = options.redirectUri ?? app.redirectUri;

@@ -6,6 +6,7 @@ import { oauth } from './0002-oauth.ts';
 import { api } from './0003-api.ts';
 import { edgeMetrics } from './0004-edge-metrics.ts';
 import { connect } from './0005-connect.ts';
+import { grantCaches } from './0006-grant-caches.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
@@ -16,6 +17,7 @@ const migrations: Record<string, MigrationStatements> = {
   '0003-api': api,
   '0004-edge-metrics': edgeMetrics,
   '0005-connect': connect,
+  '0006-grant-caches': grantCaches,
 };
 
 export const migrationProvider: MigrationProvider = {

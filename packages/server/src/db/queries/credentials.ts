@@ -13,6 +13,7 @@ export async function findOAuthCredential(db: Db, tokenHash: string, now: Date) 
     .select([
       'g.id as credentialId',
       'g.user_id as userId',
+      'g.cache_ids as cacheIds',
       'w.id as workspaceId',
       'w.name as workspaceName',
       'w.slug as workspaceSlug',

@@ -104,6 +104,7 @@ export async function upsertGrant(
     appId: string;
     userId: string;
     workspaceId: string | null;
+    cacheIds?: string[] | null;
     scopes: string[];
     payload: Json;
     expiresAt: Date;
@@ -116,6 +117,7 @@ export async function upsertGrant(
       app_id: row.appId,
       user_id: row.userId,
       workspace_id: row.workspaceId,
+      cache_ids: row.cacheIds ?? null,
       scopes: row.scopes,
       payload: JSON.stringify(row.payload),
       expires_at: row.expiresAt,
