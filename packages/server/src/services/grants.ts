@@ -3,7 +3,7 @@ import type { Db } from '../db/store.ts';
 import { deleteGrantsWhere, type GrantRevocation } from '../db/queries/oauth-store.ts';
 import {
   findGrantUsableBy,
-  findGrantWorkspaceId,
+  findGrantBinding,
   listGrantIdsOfUser,
   listWorkspaceGrantsOfUser,
   setGrantLastUsed,
@@ -40,28 +40,30 @@ export async function bindGrantToWorkspace(
   await setGrantWorkspace(db, grantId, workspaceId);
 }
 
-/** A grant's workspace never changes once bound, so the answer can be remembered. */
-const grantWorkspaces = new Map<string, string>();
+/**
+ * A grant's workspace and cache limit are written together and never change once bound, so the
+ * answer can be remembered: token issuance asks for both on every refresh.
+ */
+const grantBindings = new Map<string, { workspaceId: string; cacheIds: string[] | null }>();
+
+async function grantBinding(db: Db, grantId: string) {
+  const known = grantBindings.get(grantId);
+  if (known) return known;
+  const row = await findGrantBinding(db, grantId);
+  if (!row?.workspace_id) return undefined;
+  const binding = { workspaceId: row.workspace_id, cacheIds: row.cache_ids };
+  if (grantBindings.size > 50_000) grantBindings.clear();
+  grantBindings.set(grantId, binding);
+  return binding;
+}
 
 export async function findGrantWorkspace(db: Db, grantId: string): Promise<string | undefined> {
-  const known = grantWorkspaces.get(grantId);
-  if (known) return known;
-  const workspaceId = await findGrantWorkspaceId(db, grantId);
-  if (workspaceId) {
-    if (grantWorkspaces.size > 50_000) grantWorkspaces.clear();
-    grantWorkspaces.set(grantId, workspaceId);
-  }
-  return workspaceId ?? undefined;
+  return (await grantBinding(db, grantId))?.workspaceId;
 }
 
 /** The caches a consent limited the grant to; null when it covers the whole workspace. */
 export async function findGrantCaches(db: Db, grantId: string): Promise<string[] | null> {
-  const row = await db
-    .selectFrom('oauth_grants')
-    .select('cache_ids')
-    .where('id', '=', grantId)
-    .executeTakeFirst();
-  return row?.cache_ids ?? null;
+  return (await grantBinding(db, grantId))?.cacheIds ?? null;
 }
 
 /** Whether the user exists and, for a grant, still belongs to the grant's workspace: one query. */

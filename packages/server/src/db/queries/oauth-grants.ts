@@ -13,16 +13,16 @@ export async function setGrantWorkspace(
     .execute();
 }
 
-export async function findGrantWorkspaceId(
+/** The workspace a grant is bound to and the caches it is limited to (null: all of them). */
+export async function findGrantBinding(
   db: Db,
   grantId: string,
-): Promise<string | null | undefined> {
-  const row = await db
+): Promise<{ workspace_id: string | null; cache_ids: string[] | null } | undefined> {
+  return db
     .selectFrom('oauth_grants')
-    .select('workspace_id')
+    .select(['workspace_id', 'cache_ids'])
     .where('id', '=', grantId)
     .executeTakeFirst();
-  return row?.workspace_id;
 }
 
 /** The grant, if it belongs to the user and the user still belongs to its workspace. */
