@@ -3,7 +3,8 @@
 // failures, the delivery log, endpoints refused by the origin guard (also when DNS changes after
 // creation), a restart with deliveries still queued, and two dispatchers sharing one queue.
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -523,6 +524,41 @@ describe.each(storeKinds)('the webhook queue on %s', (kind) => {
       await Promise.all(dispatchers.map((d) => d.stop()));
       await one.close();
       await two.close();
+    }
+  });
+
+  it("shares batches fairly: one workspace's hanging endpoint does not hold up another's events", async () => {
+    // An endpoint that accepts connections and never answers.
+    const held = new Set<Socket>();
+    const tarpit = createNetServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => tarpit.listen(0, '127.0.0.1', resolve));
+    const tarpitUrl = `http://127.0.0.1:${(tarpit.address() as AddressInfo).port}/hang`;
+    const slow = await workspaceWithHook(tarpitUrl);
+    const fast = await workspaceWithHook(`${receiver.url}/fair`);
+    const store = await shared.open();
+    for (let i = 0; i < 10; i++) await fireEvent(store.db, slow.workspaceId, `slow ${i}`);
+    await fireEvent(store.db, fast.workspaceId, 'fast');
+    const started = Date.now();
+    const dispatcher = startWebhookDispatcher(
+      dispatcherOptions(store.db, { batch: 4, timeoutMs: 2_000 }),
+    );
+    try {
+      await until(
+        () => receiver.at('/fair'),
+        (r) => r.length === 1,
+        'the fast delivery',
+        5_000,
+      );
+      // In the first batch, before the hanging requests time out (2 s each batch otherwise).
+      expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      await dispatcher.stop();
+      await store.close();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => tarpit.close(resolve));
     }
   });
 

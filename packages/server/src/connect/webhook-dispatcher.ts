@@ -41,6 +41,11 @@ export interface WebhookDispatcher {
 }
 
 const WEBHOOK_USER_AGENT = 'Edgegate-Webhooks/1';
+/** Deliveries of one endpoint, and of one workspace, in one batch. */
+const PER_WEBHOOK = 2;
+const PER_WORKSPACE = 5;
+/** Rows looked at per batch slot, so fair shares can be picked from more than the oldest few. */
+const CANDIDATES_PER_SLOT = 5;
 const MAX_RETRY_DELAY_MS = 3600_000;
 const JITTER = 0.2;
 const MAX_ERROR_LENGTH = 500;
@@ -188,20 +193,35 @@ export function startWebhookDispatcher({
   let running: Promise<void> | undefined;
   let wokenWhileRunning = false;
 
-  /** Leases due deliveries (SKIP LOCKED: a row another process is claiming is left to it). */
+  /**
+   * Leases due deliveries (SKIP LOCKED: a row another process is claiming is left to it). Fair
+   * shares: at most PER_WEBHOOK rows of one endpoint and PER_WORKSPACE of one workspace per batch,
+   * so a tenant whose endpoints hang cannot fill every batch while others' events wait.
+   */
   async function claim(): Promise<ClaimedDelivery[]> {
     const { rows } = await sql<ClaimedDelivery>`
-      WITH claimed AS (
+      WITH due AS (
+        SELECT d.id, d.webhook_id, d.next_attempt_at FROM webhook_deliveries d
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+          AND (d.lease_until IS NULL OR d.lease_until < now())
+        ORDER BY d.next_attempt_at
+        LIMIT ${batch * CANDIDATES_PER_SLOT}
+        FOR UPDATE SKIP LOCKED),
+      ranked AS (
+        SELECT due.id, due.next_attempt_at,
+          row_number() OVER (PARTITION BY due.webhook_id ORDER BY due.next_attempt_at) AS per_webhook,
+          row_number() OVER (PARTITION BY w.workspace_id ORDER BY due.next_attempt_at) AS per_workspace
+        FROM due JOIN webhooks w ON w.id = due.webhook_id),
+      chosen AS (
+        SELECT id FROM ranked
+        WHERE per_webhook <= ${PER_WEBHOOK} AND per_workspace <= ${PER_WORKSPACE}
+        ORDER BY next_attempt_at
+        LIMIT ${batch}),
+      claimed AS (
         UPDATE webhook_deliveries SET
           lease_until = now() + ${leaseMs}::float8 * interval '1 millisecond',
           attempts = attempts + 1
-        WHERE id IN (
-          SELECT id FROM webhook_deliveries
-          WHERE status = 'pending' AND next_attempt_at <= now()
-            AND (lease_until IS NULL OR lease_until < now())
-          ORDER BY next_attempt_at
-          LIMIT ${batch}
-          FOR UPDATE SKIP LOCKED)
+        WHERE id IN (SELECT id FROM chosen)
         RETURNING id, attempts, webhook_id, event_id)
       SELECT c.id, c.attempts, c.webhook_id, w.url, w.secret, w.key_id, c.event_id,
         e.seq AS event_seq, e.workspace_id, e.type AS event_type, e.data AS event_data,
