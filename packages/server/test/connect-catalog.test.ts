@@ -583,6 +583,45 @@ describe('deadlines', () => {
     },
   );
 
+  // A hostile server announces a huge message and streams it: the driver would buffer all of it.
+  const floods: [string, Buffer][] = [
+    ['postgresql', Buffer.from([0x52, 0x7f, 0xff, 0xff, 0xff])],
+    ['mysql', Buffer.from([0xff, 0xff, 0xff, 0x00])],
+    ['redis', Buffer.from('$900000000\r\n')],
+  ];
+  it.each(floods)(
+    '%s stops reading a server that floods it, long before the deadline',
+    async (id, header) => {
+      const def = CONNECTION_TYPES.find((d) => d.id === id)!;
+      const server = await tcpServer((socket) => {
+        socket.resume();
+        socket.write(header);
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        const pump = () => {
+          while (!socket.destroyed && socket.write(chunk));
+          if (!socket.destroyed) socket.once('drain', pump);
+        };
+        pump();
+      });
+      try {
+        const config = configOf(def, {
+          host: LOOPBACK,
+          port: server.port,
+          ...inputs[def.id],
+          ...(id === 'postgresql' ? { sslmode: 'disable' } : {}),
+        });
+        const started = Date.now();
+        const failure = failureOf(await def.test(config, { timeoutMs: 5_000, address: LOOPBACK }));
+        expect(failure).toMatchObject({ code: 'protocol_error' });
+        expect(failure.message).toContain('1024 KiB');
+        expect(Date.now() - started).toBeLessThan(4_000);
+        expect(await eventually(() => server.open.size === 0)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    },
+  );
+
   it('stops when the caller cancels', async () => {
     const server = await tcpServer();
     try {

@@ -39,6 +39,25 @@ export function redact(message: string, secret: string): string {
   return secret === '' ? message : message.split(secret).join('********');
 }
 
+/** A login and one tiny query never need more; a hostile server could otherwise fill memory. */
+export const MAX_RECEIVED_BYTES = 1024 * 1024;
+export const TOO_MUCH_DATA = 'EDGEGATE_TOO_MUCH_DATA';
+
+/** Destroys `socket` with a TOO_MUCH_DATA error once it has received more than the cap. */
+export function capReceived(socket: {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  destroy(error?: Error): unknown;
+}): void {
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > MAX_RECEIVED_BYTES)
+      socket.destroy(
+        Object.assign(new Error('the server sent too much data'), { code: TOO_MUCH_DATA }),
+      );
+  });
+}
+
 export function timedOut(target: Target, timeoutMs: number): TestFailure {
   return {
     ok: false,
@@ -86,6 +105,13 @@ export function networkFailure(
         code: 'timeout',
         field: 'host',
         message: `${where} did not answer in time.`,
+      };
+    case TOO_MUCH_DATA:
+      return {
+        ok: false,
+        code: 'protocol_error',
+        field: 'host',
+        message: `${where} sent more than ${MAX_RECEIVED_BYTES / 1024} KiB while logging in; Edgegate stopped listening.`,
       };
     case 'ECONNRESET':
     case 'EPIPE':

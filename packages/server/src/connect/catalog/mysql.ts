@@ -4,6 +4,7 @@ import mysql from 'mysql2';
 import { z } from 'zod';
 import { withinDeadline } from './deadline.ts';
 import {
+  capReceived,
   errorCode,
   errorMessage,
   formatTarget,
@@ -122,6 +123,7 @@ async function login(
 ): Promise<TestOutcome> {
   // The socket goes to the guard-checked address; mysql2 gets the host name only for SNI.
   const socket = dialTcp({ host: ctx.address, port: config.port });
+  capReceived(socket);
   const close = () => socket.destroy();
   signal.addEventListener('abort', close, { once: true });
   // The core API rather than mysql2/promise: its connection exists before the handshake ends, so

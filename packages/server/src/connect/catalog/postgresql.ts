@@ -5,6 +5,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { withinDeadline } from './deadline.ts';
 import {
+  capReceived,
   errorCode,
   errorMessage,
   formatTarget,
@@ -104,6 +105,7 @@ async function login(
   });
   // Errors after connecting arrive as events; unheard, they would crash the process.
   client.on('error', () => undefined);
+  capReceived(client.connection.stream);
   const close = () => client.connection.stream.destroy();
   signal.addEventListener('abort', close, { once: true });
   try {

@@ -4,7 +4,14 @@ import { checkServerIdentity } from 'node:tls';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { withinDeadline } from './deadline.ts';
-import { errorMessage, formatTarget, networkFailure, redact, type Target } from './failures.ts';
+import {
+  capReceived,
+  errorMessage,
+  formatTarget,
+  networkFailure,
+  redact,
+  type Target,
+} from './failures.ts';
 import { hints, hostField, passwordField, portField, switchField, text } from './fields.ts';
 import type { ConnectionTypeDef, TestContext, TestFailure, TestOutcome } from './types.ts';
 
@@ -102,6 +109,11 @@ async function ping(
   let socketError: unknown;
   redis.on('error', (error: unknown) => {
     socketError ??= error;
+  });
+  // ioredis opens its socket inside connect(); count what it receives from the first byte.
+  redis.once('connect', () => {
+    const stream = (redis as unknown as { stream?: Parameters<typeof capReceived>[0] }).stream;
+    if (stream) capReceived(stream);
   });
   const close = () => redis.disconnect();
   signal.addEventListener('abort', close, { once: true });
