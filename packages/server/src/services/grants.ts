@@ -83,6 +83,8 @@ export interface AuthorizedApp {
   workspaceName: string | null;
   workspaceSlug: string | null;
   scopes: string[];
+  /** The caches the consent limited it to; null for the whole workspace. */
+  cacheIds: string[] | null;
   grantedAt: Date;
   lastUsedAt: Date | null;
 }

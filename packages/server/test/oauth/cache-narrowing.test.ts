@@ -88,6 +88,9 @@ describe('consent limited to some caches', () => {
     };
     expect(listed.data.map((c) => c.id)).toEqual([orders]);
     // Creating a cache needs the whole workspace.
+    // The person sees the limit where they manage the app.
+    const listed2 = await user.request(`${url}/settings/account/authorized-apps`);
+    expect(await listed2.text()).toContain(`<code>${orders}</code>`);
     const created = await api(tokens.access_token, '/v1/caches', {
       method: 'POST',
       body: JSON.stringify({ name: 'x', type: 'postgres', hostname: 'db.example.com', port: 5432 }),

@@ -51,6 +51,7 @@ export async function listWorkspaceGrantsOfUser(db: Db, userId: string) {
       'workspaces.name as workspaceName',
       'workspaces.slug as workspaceSlug',
       'oauth_grants.scopes',
+      'oauth_grants.cache_ids as cacheIds',
       'oauth_grants.created_at as grantedAt',
       'oauth_grants.last_used_at as lastUsedAt',
     ])

@@ -48,6 +48,14 @@ export function registerAuthorizedAppsRoutes(app: FastifyInstance, db: Db) {
                             <ul>
                               ${g.scopes.map((s) => html`<li title="${s}">${SCOPE_DESCRIPTIONS[s as AppScope] ?? s}</li>`)}
                             </ul>
+                            ${
+                              g.cacheIds
+                                ? html`<p class="muted" data-testid="cache-limit">
+                                    Only ${g.cacheIds.length === 1 ? 'cache' : 'caches'}
+                                    ${g.cacheIds.map((id, i) => html`${i ? ', ' : ''}<code>${id}</code>`)}
+                                  </p>`
+                                : ''
+                            }
                           </td>
                           <td>${when(g.grantedAt)}</td>
                           <td>${g.lastUsedAt ? when(g.lastUsedAt) : 'never'}</td>
