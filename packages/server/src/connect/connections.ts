@@ -135,13 +135,12 @@ export async function saveConnection(
   return row;
 }
 
+/** The connection if it is in the principal's workspace (404 otherwise); routes check the scope. */
 export async function getConnection(
   db: Db,
   principal: Principal,
   id: string,
-  scope: 'connections:read' | 'connections:write',
 ): Promise<ConnectionRow> {
-  void scope; // checked by the route: connection scopes are never narrowed to caches
   const row = await db
     .selectFrom('connections')
     .selectAll()
@@ -169,7 +168,7 @@ export async function listConnections(
 }
 
 export async function deleteConnection(db: Db, principal: Principal, id: string): Promise<void> {
-  const row = await getConnection(db, principal, id, 'connections:write');
+  const row = await getConnection(db, principal, id);
   await db.transaction().execute(async (tx) => {
     await tx.deleteFrom('connections').where('id', '=', row.id).execute();
     await appendEvent(tx, row.workspace_id, 'connection.deleted', {
@@ -231,11 +230,10 @@ export function originConnectionString(type: ConnectionTypeId, c: Record<string,
 }
 
 /** The origin TLS setting a cache in front of this connection should use. */
-function originTlsOf(type: ConnectionTypeId, c: Record<string, unknown>) {
+function originTlsOf(c: Record<string, unknown>) {
   const wanted = String(c.sslmode ?? c.tls ?? c.encrypt ?? 'prefer');
   if (wanted === 'disable') return 'disable' as const;
   if (wanted === 'require' || wanted === 'verify-full') return 'require' as const;
-  void type;
   return 'prefer' as const;
 }
 
@@ -254,7 +252,7 @@ export async function createCacheForConnection(
   policy: OriginPolicy,
   edge: EdgeAddress,
 ): Promise<{ cache: CacheRow; connectionString: string }> {
-  const row = await getConnection(db, principal, id, 'connections:read');
+  const row = await getConnection(db, principal, id);
   const def = definition(row.type);
   if (!def.cacheType) {
     throw new Problem(
@@ -274,7 +272,7 @@ export async function createCacheForConnection(
       port: Number(config.port),
       defaultMode: input.defaultMode,
       defaultTtlSeconds: input.defaultTtlSeconds,
-      originTls: input.originTls ?? originTlsOf(def.id, config),
+      originTls: input.originTls ?? originTlsOf(config),
       description: `From connection ${row.id}`,
     },
     policy,

@@ -155,10 +155,21 @@ async function listenWithReconnect(
 // its text): Postgres parses and plans each shape once per connection instead of once per call.
 // Kysely compiles a fixed set of shapes, so the number of statements per connection stays small.
 function preparingClient(pg: typeof PgModule): typeof PgModule.Client {
+  // The name of each text, computed once: the hash is on every query's path otherwise.
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `k${createHash('sha1').update(text).digest('base64url')}`;
+      if (names.size >= 10_000) names.clear();
+      names.set(text, name);
+    }
+    return name;
+  };
   return class PreparingClient extends pg.Client {
     override query(config: unknown, values?: unknown, callback?: unknown): never {
       if (typeof config === 'string' && Array.isArray(values) && callback === undefined) {
-        const name = `k${createHash('sha1').update(config).digest('base64url')}`;
+        const name = nameOf(config);
         return super.query({ name, text: config, values } as never) as never;
       }
       return (super.query as (...args: unknown[]) => never)(config, values, callback);

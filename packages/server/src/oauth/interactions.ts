@@ -13,7 +13,7 @@ import { createSession } from '../services/sessions.ts';
 import { alreadyDecided, grantConsent } from '../services/consent.ts';
 import { html } from '../views/html.ts';
 import { csrfField, errorSummary, field } from '../views/layout.ts';
-import { formValue, sendPage } from '../routes/console/render.ts';
+import { formValue, formValues, sendPage } from '../routes/console/render.ts';
 import { consoleCsp } from '../plugins/console-session.ts';
 import type { ClientRegistry } from './adapter.ts';
 
@@ -357,12 +357,6 @@ async function appOwnerName(
 
 /** Caches listed per workspace on the consent page; a workspace with more is granted whole or by API key. */
 const MAX_CACHES_SHOWN = 50;
-
-function formValues(body: unknown, name: string): string[] {
-  const value = (body as Record<string, unknown> | undefined)?.[name];
-  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
-  return values.filter((v): v is string => typeof v === 'string');
-}
 
 /**
  * Optional narrowing (SPEC §3, as PlanetScale narrows to a database): leaving every box empty

@@ -5,6 +5,7 @@ import { postgresqlType } from './postgresql.ts';
 import { redisType } from './redis.ts';
 import type { ConnectionTypeDef } from './types.ts';
 
+import { describeConnectionType, type ConnectionTypeEntry } from './describe.ts';
 export { describeConnectionType, type ConnectionTypeEntry, type JsonSchema } from './describe.ts';
 export { validateConnectionConfig, type FieldError, type ValidationResult } from './validate.ts';
 export type * from './types.ts';
@@ -17,6 +18,11 @@ export const CONNECTION_TYPES: readonly ConnectionTypeDef[] = [
   mssqlType,
   redisType,
 ];
+
+/** The public catalog: every entry described once, as GET /v1/connection-types and the pages show it. */
+export const CONNECTION_TYPE_ENTRIES: ReadonlyMap<string, ConnectionTypeEntry> = new Map(
+  CONNECTION_TYPES.map((def) => [def.id, describeConnectionType(def)]),
+);
 
 export function findConnectionType(id: string): ConnectionTypeDef | undefined {
   return CONNECTION_TYPES.find((def) => def.id === id);

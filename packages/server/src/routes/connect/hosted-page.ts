@@ -12,8 +12,7 @@ import { checkOrigin } from '../../services/origin-guard.ts';
 import type { OriginPolicy } from '../../services/caches.ts';
 import { normalizeHostname } from '../../services/caches.ts';
 import {
-  CONNECTION_TYPES,
-  describeConnectionType,
+  CONNECTION_TYPE_ENTRIES,
   findConnectionType,
   validateConnectionConfig,
 } from '../../connect/catalog/index.ts';
@@ -57,8 +56,6 @@ const TESTS_PER_WINDOW = 20;
 const TEST_WINDOW_MS = 10 * 60_000;
 /** Credential tests running at once in this process: each holds sockets and buffers for seconds. */
 const MAX_CONCURRENT_TESTS = 16;
-
-const DESCRIBED = new Map(CONNECTION_TYPES.map((def) => [def.id, describeConnectionType(def)]));
 
 interface TokenParams {
   token: string;
@@ -191,7 +188,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       status?: number;
     },
   ) {
-    const described = DESCRIBED.get(type)!;
+    const described = CONNECTION_TYPE_ENTRIES.get(type)!;
     const nonce = randomBytes(16).toString('base64');
     const base = `/connect/${encodeURIComponent((reply.request.params as TokenParams).token)}`;
     const stateQuery = options.state ? `state=${encodeURIComponent(options.state)}` : '';
@@ -281,7 +278,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           sessionName: session.name,
           theme: session.theme as Theme,
           partner,
-          types: types.map((id) => DESCRIBED.get(id)!),
+          types: types.map((id) => CONNECTION_TYPE_ENTRIES.get(id)!),
           hrefFor: (type) =>
             `/connect/${encodeURIComponent(request.params.token)}?type=${type}${state ? `&state=${encodeURIComponent(state)}` : ''}`,
         }),
@@ -314,7 +311,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       // What the user typed, kept for the next render, except secrets.
       const typed: Record<string, string> = {};
       const raw: Record<string, unknown> = {};
-      const properties = (DESCRIBED.get(type)!.schema as FormSchema).properties ?? {};
+      const properties = (CONNECTION_TYPE_ENTRIES.get(type)!.schema as FormSchema).properties ?? {};
       for (const [name, property] of Object.entries(properties)) {
         const value = body[`f.${name}`];
         const text = Array.isArray(value)

@@ -22,7 +22,7 @@ import {
   type ServiceTokenFormValues,
 } from '../../views/credentials.ts';
 import { consolePrincipal, formRefusal } from './principal.ts';
-import { formValue, requireUser, sendPage } from './render.ts';
+import { formValue, formValues, requireUser, sendPage } from './render.ts';
 
 interface SlugParams {
   slug: string;
@@ -38,11 +38,6 @@ const LIST_LIMIT = 200;
 function expiresAtOf(day: string): string | undefined {
   if (day.trim() === '') return undefined;
   return /^\d{4}-\d{2}-\d{2}$/.test(day) ? `${day}T00:00:00Z` : day;
-}
-
-function formValues(body: unknown, name: string): string[] {
-  const value = (body as Record<string, unknown> | undefined)?.[name];
-  return (Array.isArray(value) ? value : [value]).map((v) => (typeof v === 'string' ? v : ''));
 }
 
 function readServiceTokenForm(body: unknown): ServiceTokenFormValues {

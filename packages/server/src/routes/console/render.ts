@@ -25,6 +25,12 @@ export function sendPage(
     );
 }
 
+/** Every value of a repeated field, in order ('' for a non-string), so parallel fields pair up. */
+export function formValues(body: unknown, name: string): string[] {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  return (Array.isArray(value) ? value : [value]).map((v) => (typeof v === 'string' ? v : ''));
+}
+
 export function formValue(body: unknown, name: string): string {
   const value = (body as Record<string, unknown> | undefined)?.[name];
   if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : '';

@@ -3,12 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { connectionTypeSchema } from '@edgegate/contract';
-import { CONNECTION_TYPES, describeConnectionType } from '../../../connect/catalog/index.ts';
+import { CONNECTION_TYPE_ENTRIES } from '../../../connect/catalog/index.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
 export function registerGetConnectionTypes(app: FastifyInstance, _deps: V1Deps) {
-  // The catalog never changes while the process runs: describe it once.
-  const catalog = CONNECTION_TYPES.map((def) => describeConnectionType(def));
+  const catalog = [...CONNECTION_TYPE_ENTRIES.values()];
   app.withTypeProvider<ZodTypeProvider>().get(
     '/connection-types',
     {

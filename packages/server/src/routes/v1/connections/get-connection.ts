@@ -24,7 +24,7 @@ export function registerGetConnection(app: FastifyInstance, deps: V1Deps) {
     },
     async (request) => {
       const principal = requireWorkspaceScope(request, 'connections:read');
-      const row = await getConnection(deps.db, principal, request.params.id, 'connections:read');
+      const row = await getConnection(deps.db, principal, request.params.id);
       return { data: toConnection(row) };
     },
   );
