@@ -492,9 +492,11 @@ export class PgSession implements BackendFrameSink {
     const exchange = this.#exchange('miss', null);
     exchange.fingerprint = analysis.fingerprint;
     cache.stats.template(analysis.fingerprint, () => normalizeTemplate(statement.sql));
+    // The statement and its analysis are known already: the effects below reuse them.
+    const known = { statement, analysis, standardStrings: this.#standardStrings };
     const frames = (): Buffer[] => {
       const unitFrames = this.#unitFrames(unit);
-      for (const message of unit) this.#applyStatementEffects(message, exchange);
+      for (const message of unit) this.#applyStatementEffects(message, exchange, known);
       exchange.result = 'miss';
       return unitFrames;
     };
@@ -733,19 +735,27 @@ export class PgSession implements BackendFrameSink {
   }
 
   // Tracks statements (for later Binds and key building), writes and settings of forwarded messages.
-  #applyStatementEffects(message: FrontendMessage, exchange: Exchange): void {
+  // `known` is a cacheable unit's statement and analysis, built once on its miss path.
+  #applyStatementEffects(
+    message: FrontendMessage,
+    exchange: Exchange,
+    known?: { statement: Statement; analysis: Analysis; standardStrings: boolean },
+  ): void {
     switch (message.kind) {
-      case 'parse':
-        if (message.name === '') this.#rememberUnnamed(message);
-        else {
-          this.#statements.set(message.name, {
-            sql: message.sql,
-            types: parseTypes(message),
-            frame: message.frame,
-          });
+      case 'parse': {
+        const statement =
+          known?.statement.frame === message.frame
+            ? known.statement
+            : { sql: message.sql, types: parseTypes(message), frame: message.frame };
+        if (message.name === '') {
+          this.#unnamed = statement;
+          this.#originHasUnnamed = true;
+        } else {
+          this.#statements.set(message.name, statement);
           exchange.parsedNames.push(message.name);
         }
         return;
+      }
       case 'close':
         if (message.target === 'S') {
           if (message.name === '') this.#unnamed = null;
@@ -761,7 +771,10 @@ export class PgSession implements BackendFrameSink {
           this.#unanalyzed = true;
           return;
         }
-        const analysis = this.#runtime.memo.analyze(statement.sql, this.#standardStrings);
+        const analysis =
+          known?.statement === statement && known.standardStrings === this.#standardStrings
+            ? known.analysis
+            : this.#runtime.memo.analyze(statement.sql, this.#standardStrings);
         if (analysis.writes.length > 0 || analysis.writes === 'all')
           addWrites(exchange, analysis.writes);
         this.#applySessionEffect(analysis, statement.sql);
@@ -776,11 +789,6 @@ export class PgSession implements BackendFrameSink {
   #answeredUnnamedParse(statement: Statement): void {
     this.#unnamed = statement;
     this.#originHasUnnamed = false;
-  }
-
-  #rememberUnnamed(parse: ParseMessage): void {
-    this.#unnamed = { sql: parse.sql, types: parseTypes(parse), frame: parse.frame };
-    this.#originHasUnnamed = true;
   }
 
   #applySessionEffect(analysis: Analysis, sql: string): void {
