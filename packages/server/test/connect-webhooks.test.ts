@@ -12,6 +12,7 @@ import { signWebhook, verifyWebhook, WebhookSignatureError } from '@edgegate/con
 import { migrateToLatest, openStore, type Db, type Store } from '../src/db/store.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { appendEvent } from '../src/connect/events.ts';
+import { revokeGrant } from '../src/services/grants.ts';
 import { createKeyring, openSecret } from '../src/connect/keyring.ts';
 import {
   startWebhookDispatcher,
@@ -104,6 +105,7 @@ const deliveriesOf = (db: Db, webhookId: string) =>
 interface Person {
   workspaceId: string;
   userId: string;
+  grantId: string;
   oauth: string;
 }
 
@@ -123,6 +125,7 @@ async function person(app: FastifyInstance, db: Db): Promise<Person> {
   return {
     workspaceId: personalWorkspace.id,
     userId: user.id,
+    grantId: grant.grantId,
     oauth: `Bearer ${access_token}`,
   };
 }
@@ -363,6 +366,91 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
     expect(response.statusCode, response.body).toBe(422);
     expect(response.json().type).toBe(`https://edgegate.dev/problems/${code}`);
     expect(response.json().errors.map((e: { path: string }) => e.path)).toContain('url');
+  });
+
+  it('ends an endpoint with the credential that registered it', async () => {
+    const alice = await person(app, store.db);
+    const hooks = () =>
+      store.db
+        .selectFrom('webhooks')
+        .select('id')
+        .where('workspace_id', '=', alice.workspaceId)
+        .execute()
+        .then((rows) => rows.map((row) => row.id).sort());
+    // Registered by the app (OAuth), by an API key the app minted, and by a service token.
+    const byApp = await createHook(app, alice, `${receiver.url}/owner-app`);
+    const minted = await api(app, alice.oauth).post('/v1/apikeys', { name: 'partner key' });
+    expect(minted.statusCode, minted.body).toBe(201);
+    const key = minted.json().data as { id: string; key: string };
+    const byKey = await createHook(
+      app,
+      { ...alice, oauth: `Bearer ${key.key}` },
+      `${receiver.url}/owner-key`,
+    );
+    const token = await serviceTokenFor(store.db, {
+      userId: alice.userId,
+      workspaceId: alice.workspaceId,
+      scopes: ['connections:read', 'connections:write'],
+    });
+    const byToken = await createHook(
+      app,
+      { ...alice, oauth: token },
+      `${receiver.url}/owner-token`,
+    );
+    expect(await hooks()).toEqual([byApp.id, byKey.id, byToken.id].sort());
+
+    // An expired API key gets no new events, though its endpoint stays listed until it is deleted.
+    await store.db
+      .updateTable('api_keys')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('id', '=', key.id)
+      .execute();
+    const afterExpiry = await fireEvent(store.db, alice.workspaceId, 'after key expiry');
+    const queued = await store.db
+      .selectFrom('webhook_deliveries')
+      .select('webhook_id')
+      .where('event_id', '=', afterExpiry.id)
+      .execute();
+    expect(queued.map((row) => row.webhook_id).sort()).toEqual([byApp.id, byToken.id].sort());
+
+    // Deleting the service token deletes its endpoint and what was queued for it.
+    await store.db.deleteFrom('service_tokens').where('id', '=', token.split(':')[0]!).execute();
+    expect(await hooks()).toEqual([byApp.id, byKey.id].sort());
+    expect(await deliveriesOf(store.db, byToken.id)).toEqual([]);
+
+    // Revoking the app's grant ends its endpoint and the key it minted, with that key's endpoint.
+    await revokeGrant(store.db, alice.grantId, {
+      reason: 'revoked_by_user',
+      actorUserId: alice.userId,
+    });
+    expect(await hooks()).toEqual([]);
+    expect(await deliveriesOf(store.db, byApp.id)).toEqual([]);
+  });
+
+  it("stops an API key's endpoint when its owner leaves the workspace", async () => {
+    const alice = await person(app, store.db);
+    const minted = await api(app, alice.oauth).post('/v1/apikeys', { name: 'partner key' });
+    const key = minted.json().data as { key: string };
+    const byKey = await createHook(
+      app,
+      { ...alice, oauth: `Bearer ${key.key}` },
+      `${receiver.url}/left`,
+    );
+    const byApp = await createHook(app, alice, `${receiver.url}/stays`);
+    // The membership row alone, so the grant (which removeMember would also end) stays.
+    await store.db
+      .deleteFrom('memberships')
+      .where('workspace_id', '=', alice.workspaceId)
+      .where('user_id', '=', alice.userId)
+      .execute();
+    const event = await fireEvent(store.db, alice.workspaceId, 'after leaving');
+    const queued = await store.db
+      .selectFrom('webhook_deliveries')
+      .select('webhook_id')
+      .where('event_id', '=', event.id)
+      .execute();
+    expect(queued.map((row) => row.webhook_id)).toEqual([byApp.id]);
+    expect(byKey.id).not.toBe(byApp.id);
   });
 
   it('subscribes a credential only to the events it may read', async () => {

@@ -27,6 +27,7 @@ describe.each(storeKinds)('store on %s', (kind) => {
       '0004-edge-metrics',
       '0005-connect',
       '0006-grant-caches',
+      '0007-webhook-owners',
     ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);

@@ -39,10 +39,19 @@ export async function appendEvent(
     .values({ id: newId('evt'), workspace_id: workspaceId, seq, type, data: JSON.stringify(data) })
     .returningAll()
     .executeTakeFirstOrThrow();
-  // One delivery per subscribed webhook; its id joins the webhook's and the event's.
+  // One delivery per subscribed webhook whose owning credential still works (a revoked one took
+  // its webhooks with it; an expired one, or an API key of someone who left, gets nothing new).
+  // The delivery id joins the webhook's and the event's.
   await sql`INSERT INTO webhook_deliveries (id, webhook_id, event_id)
     SELECT 'dlv_' || w.id || '_' || ${row.id}, w.id, ${row.id} FROM webhooks w
-    WHERE w.workspace_id = ${workspaceId} AND (w.events IS NULL OR ${type} = ANY (w.events))`.execute(
+    WHERE w.workspace_id = ${workspaceId} AND (w.events IS NULL OR ${type} = ANY (w.events))
+      AND NOT EXISTS (SELECT 1 FROM oauth_grants g
+        WHERE g.id = w.grant_id AND g.expires_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM service_tokens t
+        WHERE t.id = w.service_token_id AND t.expires_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM api_keys k
+        WHERE k.id = w.api_key_id AND (k.expires_at <= now() OR NOT EXISTS (
+          SELECT 1 FROM memberships m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.user_id)))`.execute(
     tx,
   );
   return row;

@@ -116,6 +116,7 @@ export async function createWebhook(
         events,
         secret: sealed.sealed,
         key_id: sealed.keyId,
+        ...owner(principal),
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -129,6 +130,20 @@ export async function createWebhook(
     return inserted;
   });
   return { row, secret };
+}
+
+/**
+ * The credential a new endpoint belongs to: it is deleted with it (the app's grant revoked, the API
+ * key or service token deleted), and gets no new events once the credential expires or its user
+ * leaves the workspace (appendEvent). The console's endpoints belong to the workspace.
+ */
+function owner(principal: Principal) {
+  const id = principal.credentialId;
+  return {
+    grant_id: principal.kind === 'oauth' ? id : null,
+    api_key_id: principal.kind === 'api_key' ? id : null,
+    service_token_id: principal.kind === 'service_token' ? id : null,
+  };
 }
 
 export async function listWebhooks(

@@ -285,6 +285,10 @@ export interface WebhooksTable {
   events: string[] | null;
   secret: string;
   key_id: string;
+  /** The credential that registered it (at most one is set); none for the console's. */
+  grant_id: string | null;
+  api_key_id: string | null;
+  service_token_id: string | null;
   created_at: CreatedAt;
 }
 

@@ -7,6 +7,7 @@ import { api } from './0003-api.ts';
 import { edgeMetrics } from './0004-edge-metrics.ts';
 import { connect } from './0005-connect.ts';
 import { grantCaches } from './0006-grant-caches.ts';
+import { webhookOwners } from './0007-webhook-owners.ts';
 
 /** Plain SQL statements run in order, one at a time (PGlite's query path takes one). */
 export type MigrationStatements = readonly string[];
@@ -18,6 +19,7 @@ const migrations: Record<string, MigrationStatements> = {
   '0004-edge-metrics': edgeMetrics,
   '0005-connect': connect,
   '0006-grant-caches': grantCaches,
+  '0007-webhook-owners': webhookOwners,
 };
 
 export const migrationProvider: MigrationProvider = {
