@@ -168,6 +168,7 @@ describe('edgegate CLI', () => {
         '0004-edge-metrics',
         '0005-connect',
         '0006-grant-caches',
+        '0007-webhook-owners',
       ],
     });
   });
