@@ -41,7 +41,9 @@ export async function appendEvent(
     .executeTakeFirstOrThrow();
   // One delivery per subscribed webhook whose owning credential still works (a revoked one took
   // its webhooks with it; an expired one, or an API key of someone who left, gets nothing new).
-  // The delivery id joins the webhook's and the event's.
+  // The delivery id joins the webhook's and the event's. The endpoints are locked (in id order) so
+  // one deleted concurrently, with its credential say, is skipped instead of failing this insert
+  // on its foreign key, and so the change that appends the event never fails for it.
   await sql`INSERT INTO webhook_deliveries (id, webhook_id, event_id)
     SELECT 'dlv_' || w.id || '_' || ${row.id}, w.id, ${row.id} FROM webhooks w
     WHERE w.workspace_id = ${workspaceId} AND (w.events IS NULL OR ${type} = ANY (w.events))
@@ -51,9 +53,9 @@ export async function appendEvent(
         WHERE t.id = w.service_token_id AND t.expires_at <= now())
       AND NOT EXISTS (SELECT 1 FROM api_keys k
         WHERE k.id = w.api_key_id AND (k.expires_at <= now() OR NOT EXISTS (
-          SELECT 1 FROM memberships m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.user_id)))`.execute(
-    tx,
-  );
+          SELECT 1 FROM memberships m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.user_id)))
+    ORDER BY w.id
+    FOR KEY SHARE OF w`.execute(tx);
   return row;
 }
 

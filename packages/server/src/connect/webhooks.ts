@@ -8,9 +8,9 @@ import { Problem } from '../problem.ts';
 import { newId, newSecret } from '../services/crypto.ts';
 import { checkOrigin } from '../services/origin-guard.ts';
 import type { OriginPolicy } from '../services/caches.ts';
-import { parseInput } from '../services/validation.ts';
+import { isForeignKeyViolation, parseInput } from '../services/validation.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
-import { insufficientScope, type Principal } from '../plugins/credential-auth.ts';
+import { insufficientScope, REALM, type Principal } from '../plugins/credential-auth.ts';
 import { sealSecret, type Keyring } from './keyring.ts';
 import { EVENT_SCOPE, type EventType } from './events.ts';
 
@@ -98,7 +98,7 @@ export async function createWebhook(
   }
   const id = newId('wh');
   const secret = newSecret('whsec_');
-  const row = await db.transaction().execute(async (tx) => {
+  const created = db.transaction().execute(async (tx) => {
     const sealed = await sealSecret(
       tx,
       keyring,
@@ -128,6 +128,21 @@ export async function createWebhook(
       data: { url: fields.url, events, via: principal.kind },
     });
     return inserted;
+  });
+  const row = await created.catch((error: unknown) => {
+    // The credential was revoked after this request resolved it (another node, or within the
+    // resolver's memo): the endpoint would have no owner to belong to.
+    if (isForeignKeyViolation(error)) {
+      throw new Problem(
+        'auth.invalid_token',
+        401,
+        'The credential is invalid, expired or revoked.',
+        {
+          headers: { 'www-authenticate': `${REALM}, error="invalid_token"` },
+        },
+      );
+    }
+    throw error;
   });
   return { row, secret };
 }

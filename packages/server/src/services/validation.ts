@@ -21,3 +21,10 @@ export function isUniqueViolation(error: unknown): boolean {
     typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505'
   );
 }
+
+/** Whether an error from either store driver is a foreign-key violation (the row referred to is gone). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23503'
+  );
+}
