@@ -13,6 +13,7 @@ import { migrateToLatest, openStore, type Db, type Store } from '../src/db/store
 import { signUp } from '../src/services/accounts.ts';
 import { appendEvent } from '../src/connect/events.ts';
 import { revokeGrant } from '../src/services/grants.ts';
+import { deleteExpiredOAuthRows } from '../src/db/queries/oauth-store.ts';
 import { createKeyring, openSecret } from '../src/connect/keyring.ts';
 import {
   startWebhookDispatcher,
@@ -418,6 +419,19 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
     expect(await hooks()).toEqual([byApp.id, byKey.id].sort());
     expect(await deliveriesOf(store.db, byToken.id)).toEqual([]);
 
+    // Deleting an API key through the API ends its endpoint too, and the log says so.
+    const second = await api(app, alice.oauth).post('/v1/apikeys', { name: 'second key' });
+    const secondKey = second.json().data as { id: string; key: string };
+    const bySecond = await createHook(
+      app,
+      { ...alice, oauth: `Bearer ${secondKey.key}` },
+      `${receiver.url}/owner-second`,
+    );
+    expect((await api(app, alice.oauth).delete(`/v1/apikeys/${secondKey.id}`)).statusCode).toBe(
+      204,
+    );
+    expect(await hooks()).toEqual([byApp.id, byKey.id].sort());
+
     // Revoking the app's grant ends its endpoint and the key it minted, with that key's endpoint.
     await revokeGrant(store.db, alice.grantId, {
       reason: 'revoked_by_user',
@@ -425,6 +439,60 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
     });
     expect(await hooks()).toEqual([]);
     expect(await deliveriesOf(store.db, byApp.id)).toEqual([]);
+
+    const log = await store.db
+      .selectFrom('audit_events')
+      .select(['target', 'data'])
+      .where('workspace_id', '=', alice.workspaceId)
+      .where('action', '=', 'webhook.deleted')
+      .execute();
+    const byTarget = (a: { target: string | null }, b: { target: string | null }) =>
+      String(a.target) < String(b.target) ? -1 : 1;
+    expect(log.sort(byTarget)).toEqual(
+      [
+        {
+          target: bySecond.id,
+          data: { url: `${receiver.url}/owner-second`, reason: 'API key deleted' },
+        },
+        {
+          target: byApp.id,
+          data: { url: `${receiver.url}/owner-app`, reason: 'grant revoked_by_user' },
+        },
+        {
+          target: byKey.id,
+          data: { url: `${receiver.url}/owner-key`, reason: 'grant revoked_by_user' },
+        },
+      ].sort(byTarget),
+    );
+  });
+
+  it("records an expired grant's endpoint going with it when housekeeping deletes the grant", async () => {
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/expired-grant`);
+    await store.db
+      .updateTable('oauth_grants')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('id', '=', alice.grantId)
+      .execute();
+    await deleteExpiredOAuthRows(store.db, new Date());
+    const left = await store.db
+      .selectFrom('webhooks')
+      .select('id')
+      .where('id', '=', hook.id)
+      .execute();
+    expect(left).toEqual([]);
+    const log = await store.db
+      .selectFrom('audit_events')
+      .select(['action', 'data'])
+      .where('target', '=', hook.id)
+      .where('action', '=', 'webhook.deleted')
+      .execute();
+    expect(log).toEqual([
+      {
+        action: 'webhook.deleted',
+        data: { url: `${receiver.url}/expired-grant`, reason: 'grant expired' },
+      },
+    ]);
   });
 
   it("stops an API key's endpoint when its owner leaves the workspace", async () => {

@@ -5,6 +5,7 @@
 // workspace (deleting the key in use is allowed). A credential that came through an OAuth app
 // (a partner's token, or a key that partner minted) sees only the keys minted through that same
 // app, so one partner cannot list or delete another's. A service token has no person: 403.
+import { auditOwnedWebhooks } from '../db/queries/webhook-owners.ts';
 import type { z } from 'zod';
 import {
   API_SCOPES,
@@ -210,6 +211,10 @@ export async function deleteApiKey(db: Db, principal: Principal, id: string): Pr
   if (!current) throw new Problem('apikey.not_found', 404, `No API key ${id} of yours here.`);
   assertCovers(principal, current.scopes, current.cache_ids);
   await db.transaction().execute(async (tx) => {
+    await auditOwnedWebhooks(tx, (eb) => eb('webhooks.api_key_id', '=', current.id), {
+      reason: 'API key deleted',
+      actorUserId: owner.userId,
+    });
     await deleteApiKeyRow(tx, current.id);
     await insertAuditEvent(tx, {
       workspaceId: owner.workspaceId,

@@ -1,5 +1,6 @@
 // Service tokens (the PlanetScale pattern): the workspace's own machine credentials, managed by
 // its admins, each with accesses per workspace or per cache, never wider than the admin's own.
+import { auditOwnedWebhooks } from '../db/queries/webhook-owners.ts';
 import type { z } from 'zod';
 import {
   serviceTokenCreateSchema,
@@ -158,6 +159,10 @@ export async function deleteServiceToken(db: Db, principal: Principal, id: strin
     throw new Problem('service_token.not_found', 404, `No service token ${id} in this workspace.`);
   }
   await db.transaction().execute(async (tx) => {
+    await auditOwnedWebhooks(tx, (eb) => eb('webhooks.service_token_id', '=', current.id), {
+      reason: 'service token deleted',
+      actorUserId: adminId,
+    });
     await deleteServiceTokenRow(tx, current.id);
     await insertAuditEvent(tx, {
       workspaceId: principal.workspaceId,

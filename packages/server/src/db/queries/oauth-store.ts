@@ -2,6 +2,7 @@
 import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Db } from '../store.ts';
 import type { Database } from '../schema.ts';
+import { auditOwnedWebhooks } from './webhook-owners.ts';
 
 type Json = Record<string, unknown>;
 
@@ -212,6 +213,11 @@ export async function deletePayloadsOfGrant(db: Db, model: string, grantId: stri
 export async function deleteExpiredOAuthRows(db: Db, before: Date) {
   await db.deleteFrom('oauth_tokens').where('expires_at', '<', before).execute();
   await db.deleteFrom('oauth_payloads').where('expires_at', '<', before).execute();
+  const expired = () => db.selectFrom('oauth_grants').select('id').where('expires_at', '<', before);
+  await auditOwnedWebhooks(db, (eb) => eb('webhooks.grant_id', 'in', expired()), {
+    reason: 'grant expired',
+    actorUserId: null,
+  });
   await db.deleteFrom('oauth_grants').where('expires_at', '<', before).execute();
 }
 
@@ -274,23 +280,35 @@ export async function deleteGrantsWhere(
   revocation: GrantRevocation,
 ): Promise<number> {
   const grantIds = () => which(db.selectFrom('oauth_grants').select('id'));
-  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grantIds()).execute();
   // API keys the app minted with the grant's tokens (the Upstash pattern) end with the grant.
-  await db
-    .deleteFrom('api_keys')
-    .where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('oauth_grants as g')
-          .innerJoin('oauth_apps as a', 'a.id', 'g.app_id')
-          .select('g.id')
-          .whereRef('g.user_id', '=', 'api_keys.user_id')
-          .whereRef('g.workspace_id', '=', 'api_keys.workspace_id')
-          .whereRef('a.client_id', '=', 'api_keys.created_by_client_id')
-          .where('g.id', 'in', grantIds()),
-      ),
-    )
-    .execute();
+  const mintedKeyIds = () =>
+    db
+      .selectFrom('api_keys')
+      .select('api_keys.id')
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('oauth_grants as g')
+            .innerJoin('oauth_apps as a', 'a.id', 'g.app_id')
+            .select('g.id')
+            .whereRef('g.user_id', '=', 'api_keys.user_id')
+            .whereRef('g.workspace_id', '=', 'api_keys.workspace_id')
+            .whereRef('a.client_id', '=', 'api_keys.created_by_client_id')
+            .where('g.id', 'in', grantIds()),
+        ),
+      );
+  // The app's webhooks, and those of the keys it minted, go with them (ON DELETE CASCADE).
+  await auditOwnedWebhooks(
+    db,
+    (eb) =>
+      eb.or([
+        eb('webhooks.grant_id', 'in', grantIds()),
+        eb('webhooks.api_key_id', 'in', mintedKeyIds()),
+      ]),
+    { reason: `grant ${revocation.reason}`, actorUserId: revocation.actorUserId },
+  );
+  await db.deleteFrom('oauth_tokens').where('grant_id', 'in', grantIds()).execute();
+  await db.deleteFrom('api_keys').where('id', 'in', mintedKeyIds()).execute();
   await db
     .deleteFrom('oauth_payloads')
     .where('model', '=', 'DeviceCode')
