@@ -1,7 +1,13 @@
 // The connect catalog: each type's form as JSON Schema, human validation errors, and credential
 // tests that really log in to the machine's PostgreSQL, MariaDB and Redis.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -622,6 +628,74 @@ describe('deadlines', () => {
     },
   );
 
+  // The same flood after a TLS handshake: the drivers then read a TLS socket of their own, and the
+  // cap must follow them there.
+  const tlsFloods: [
+    string,
+    (socket: net.Socket, secure: (raw: net.Socket, early?: Buffer) => tls.TLSSocket) => void,
+  ][] = [
+    [
+      'postgresql',
+      (raw, secure) =>
+        raw.once('data', () => {
+          raw.write('S'); // yes to the SSLRequest
+          const socket = secure(raw);
+          socket.once('data', () => flood(socket, Buffer.from([0x52, 0x7f, 0xff, 0xff, 0xff])));
+        }),
+    ],
+    [
+      'mysql',
+      (raw, secure) => {
+        raw.write(mysqlGreetingOfferingTls());
+        raw.once('data', (data) => {
+          // The 36-byte SSLRequest, and the client's TLS hello right behind it.
+          const socket = secure(raw, data.subarray(36));
+          socket.once('data', () => flood(socket, Buffer.from([0xff, 0xff, 0xff, 0x02])));
+        });
+      },
+    ],
+  ];
+  it.each(tlsFloods)(
+    '%s stops reading a server that floods it after the TLS handshake',
+    async (id, serve) => {
+      const def = CONNECTION_TYPES.find((d) => d.id === id)!;
+      const { key, cert } = selfSignedCertificate();
+      const server = await tcpServer((raw) => {
+        raw.on('error', () => undefined);
+        serve(raw, (plain, early) => {
+          // TLS over a stream fed by hand, so bytes already read off the socket are not lost.
+          const carrier = new Duplex({
+            read() {},
+            write(chunk, _encoding, done) {
+              plain.write(chunk, done);
+            },
+          });
+          if (early?.length) carrier.push(early);
+          plain.on('data', (chunk) => carrier.push(chunk));
+          plain.on('close', () => carrier.destroy());
+          const socket = new tls.TLSSocket(carrier, { isServer: true, key, cert });
+          socket.on('error', () => undefined);
+          return socket;
+        });
+      });
+      try {
+        const config = configOf(def, {
+          host: LOOPBACK,
+          port: server.port,
+          ...inputs[def.id],
+          ...(id === 'postgresql' ? { sslmode: 'require' } : { tls: 'require' }),
+        });
+        const started = Date.now();
+        const failure = failureOf(await def.test(config, { timeoutMs: 5_000, address: LOOPBACK }));
+        expect(failure).toMatchObject({ code: 'protocol_error' });
+        expect(failure.message).toContain('1024 KiB');
+        expect(Date.now() - started).toBeLessThan(4_000);
+      } finally {
+        await server.close();
+      }
+    },
+  );
+
   it('stops when the caller cancels', async () => {
     const server = await tcpServer();
     try {
@@ -635,3 +709,76 @@ describe('deadlines', () => {
     }
   });
 });
+
+function flood(socket: net.Socket | tls.TLSSocket, header: Buffer): void {
+  socket.write(header);
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const pump = () => {
+    while (!socket.destroyed && socket.write(chunk));
+    if (!socket.destroyed) socket.once('drain', pump);
+  };
+  pump();
+}
+
+/** A MySQL protocol-10 greeting that offers TLS (CLIENT_SSL) and native password auth. */
+function mysqlGreetingOfferingTls(): Buffer {
+  const capabilities = 0x0000_0200 | 0x0000_0800 | 0x0000_8000 | 0x0008_0000; // 4.1, SSL, secure, plugin auth
+  const lower = Buffer.alloc(2);
+  lower.writeUInt16LE(capabilities & 0xffff);
+  const upper = Buffer.alloc(2);
+  upper.writeUInt16LE(capabilities >>> 16);
+  const payload = Buffer.concat([
+    Buffer.from([10]),
+    Buffer.from('8.0.0-flood\0'),
+    Buffer.from([1, 0, 0, 0]), // connection id
+    Buffer.from('abcdefgh'),
+    Buffer.from([0]),
+    lower,
+    Buffer.from([33]), // utf8_general_ci
+    Buffer.from([2, 0]), // status: autocommit
+    upper,
+    Buffer.from([21]),
+    Buffer.alloc(10),
+    Buffer.from('ijklmnopqrst\0'),
+    Buffer.from('mysql_native_password\0'),
+  ]);
+  const header = Buffer.alloc(4);
+  header.writeUIntLE(payload.length, 0, 3);
+  header[3] = 0;
+  return Buffer.concat([header, payload]);
+}
+
+let certificate: { key: string; cert: string } | undefined;
+/** A throwaway self-signed certificate (openssl), made once per run. */
+function selfSignedCertificate(): { key: string; cert: string } {
+  if (certificate) return certificate;
+  const dir = mkdtempSync(join(tmpdir(), 'edgegate-cert-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    certificate = {
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    };
+    return certificate;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -106,6 +106,8 @@ async function login(
   // Errors after connecting arrive as events; unheard, they would crash the process.
   client.on('error', () => undefined);
   capReceived(client.connection.stream);
+  // After the TLS upgrade pg reads a TLS socket the plain one no longer sees data for: cap it too.
+  client.connection.once('sslconnect', () => capReceived(client.connection.stream));
   const close = () => client.connection.stream.destroy();
   signal.addEventListener('abort', close, { once: true });
   try {
