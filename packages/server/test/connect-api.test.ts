@@ -2,6 +2,7 @@
 // credential, the generated page, a real "Test and save" against the local Postgres, the single-use
 // code and its exchange, connections and their sealed secrets, reconnect, cancel, the event log,
 // a cache made from a connection, and key rotation.
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../src/db/store.ts';
@@ -124,6 +125,62 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     store = await openTestStore(kind);
     app = await buildTestApp(store);
   });
+
+  it('runs at most 16 credential tests at once, even when a burst arrives together', async () => {
+    // An origin that accepts and never answers: each test holds its slot until the deadline.
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = String((silent.address() as AddressInfo).port);
+    const slow = await buildTestApp(store, { connectTestTimeoutMs: 1_500 });
+    try {
+      const alice = await person();
+      const links = [await session(alice), await session(alice)];
+      const forms = await Promise.all(
+        Array.from({ length: 18 }, async (_, i) => {
+          const token = links[i % 2]!.token;
+          const form = await slow.inject({
+            method: 'GET',
+            url: `${pagePath(token)}?type=postgresql`,
+          });
+          return { token, csrf: hidden(form.body, '_csrf') };
+        }),
+      );
+      const answers = await Promise.all(
+        forms.map(({ token, csrf }) =>
+          slow.inject({
+            method: 'POST',
+            url: pagePath(token),
+            payload: new URLSearchParams({
+              _csrf: csrf,
+              type: 'postgresql',
+              // Its lookup takes 300 ms: every post of the burst is in flight before one test starts.
+              'f.host': 'slow.localhost.example',
+              'f.port': port,
+              'f.database': 'test',
+              'f.user': 'postgres',
+              'f.sslmode': 'disable',
+            }).toString(),
+            headers: {
+              'content-type': 'application/x-www-form-urlencoded',
+              origin: 'http://localhost:8080',
+            },
+          }),
+        ),
+      );
+      const statuses = answers.map((answer) => answer.statusCode).sort();
+      expect(statuses).toEqual([...Array(16).fill(422), 503, 503]);
+      expect(answers.find((a) => a.statusCode === 503)!.headers['retry-after']).toBe('5');
+    } finally {
+      await slow.close();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   afterAll(async () => {
     await app?.close();
     await store?.close();

@@ -12,7 +12,10 @@ export async function testResolver(hostname: string): Promise<string[]> {
     'metadata.example.com': ['169.254.169.254'],
     'internal.example.com': ['10.0.0.5'],
     localhost: ['127.0.0.1'],
+    // A name whose lookup takes a while, as real DNS can: for races around the lookup.
+    'slow.localhost.example': ['127.0.0.1'],
   };
+  if (hostname === 'slow.localhost.example') await new Promise((r) => setTimeout(r, 300));
   const answer = fixed[hostname];
   if (!answer)
     throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
@@ -27,6 +30,7 @@ export async function buildTestApp(
     apiRateLimit?: number;
     webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
     shared?: Pick<AppDeps, 'redis' | 'rateLimitStore'>;
+    connectTestTimeoutMs?: number;
   } = {},
 ) {
   const app = await buildApp({
@@ -40,6 +44,7 @@ export async function buildTestApp(
     logger: pino({ level: 'silent' }),
     resolveOrigin: testResolver,
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),
+    ...(options.connectTestTimeoutMs ? { connectTestTimeoutMs: options.connectTestTimeoutMs } : {}),
     ...options.shared,
   });
   await app.ready();

@@ -355,41 +355,48 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           status: 503,
         });
       }
-      const attempts = await tests.hit(session.id, TEST_WINDOW_MS);
-      if (attempts.count > TESTS_PER_WINDOW) {
-        return renderForm(reply, session, partner, type, {
-          state,
-          values: typed,
-          testError: `Too many attempts for this link. Wait ${Math.ceil((attempts.resetAt - Date.now()) / 60_000)} minutes or ask for a new link.`,
-          status: 429,
-        });
-      }
-      const config = validated.config as Record<string, unknown>;
-      const origin = def.origin(config as never);
-      let address: string;
-      try {
-        const host = normalizeHostname(origin.host);
-        const checked = await checkOrigin(host, {
-          privateRanges: deps.originPolicy.privateRanges,
-          ...(deps.originPolicy.resolve ? { resolve: deps.originPolicy.resolve } : {}),
-        });
-        // IPv4 first: a host without IPv6 routes would otherwise fail on an AAAA answer.
-        address = [...checked.addresses].sort(
-          (a, b) => Number(a.includes(':')) - Number(b.includes(':')),
-        )[0]!;
-      } catch (error) {
-        if (!(error instanceof Problem)) throw error;
-        return renderForm(reply, session, partner, type, {
-          state,
-          values: typed,
-          errors: { host: error.message },
-          status: 422,
-        });
-      }
+      // The slot is taken before anything is awaited, so a burst of posts cannot all pass the check.
       running++;
-      const outcome = await def
-        .test(config as never, { timeoutMs, address })
-        .finally(() => running--);
+      const config = validated.config as Record<string, unknown>;
+      const tested = await (async () => {
+        const attempts = await tests.hit(session.id, TEST_WINDOW_MS);
+        if (attempts.count > TESTS_PER_WINDOW) {
+          return {
+            page: renderForm(reply, session, partner, type, {
+              state,
+              values: typed,
+              testError: `Too many attempts for this link. Wait ${Math.ceil((attempts.resetAt - Date.now()) / 60_000)} minutes or ask for a new link.`,
+              status: 429,
+            }),
+          };
+        }
+        const origin = def.origin(config as never);
+        let address: string;
+        try {
+          const host = normalizeHostname(origin.host);
+          const checked = await checkOrigin(host, {
+            privateRanges: deps.originPolicy.privateRanges,
+            ...(deps.originPolicy.resolve ? { resolve: deps.originPolicy.resolve } : {}),
+          });
+          // IPv4 first: a host without IPv6 routes would otherwise fail on an AAAA answer.
+          address = [...checked.addresses].sort(
+            (a, b) => Number(a.includes(':')) - Number(b.includes(':')),
+          )[0]!;
+        } catch (error) {
+          if (!(error instanceof Problem)) throw error;
+          return {
+            page: renderForm(reply, session, partner, type, {
+              state,
+              values: typed,
+              errors: { host: error.message },
+              status: 422,
+            }),
+          };
+        }
+        return { outcome: await def.test(config as never, { timeoutMs, address }) };
+      })().finally(() => running--);
+      if ('page' in tested) return tested.page;
+      const { outcome } = tested;
       if (!outcome.ok) {
         request.log.info({ session: session.id, type, code: outcome.code }, 'connect test failed');
         return renderForm(reply, session, partner, type, {
