@@ -253,6 +253,14 @@ describe('routing by application_name', () => {
     );
   });
 
+  it("says what application_name should be when a client sent its own name (psql's default)", async () => {
+    const error = await refusal(edgeClient(CLUSTER_USERS.scram, { application_name: 'psql' }));
+    expect(error.code).toBe('08004');
+    expect(error.message).toBe(
+      'application_name "psql" is not a cache id: set application_name to the cache id (cch_…), as in the connection string Edgegate gave you',
+    );
+  });
+
   it('a connection without application_name is refused with 08004', async () => {
     const error = await refusal(edgeClient(CLUSTER_USERS.scram, { application_name: undefined }));
     expect(error.code).toBe('08004');

@@ -55,6 +55,7 @@ export interface AppDeps {
         | 'edgePgPort'
         | 'edgeMysqlPort'
         | 'edgeMssqlPort'
+        | 'edgeTls'
       >
     >;
   /** Tests resolve origin hostnames without DNS. */
@@ -138,6 +139,8 @@ export async function buildApp({
       pgPort: config.edgePgPort ?? 6432,
       mysqlPort: config.edgeMysqlPort ?? 6033,
       mssqlPort: config.edgeMssqlPort ?? 1433,
+      // Unknown (undefined) when the caller did not say: then no warning is given either way.
+      ...(config.edgeTls === undefined ? {} : { pgTls: config.edgeTls !== null }),
     },
     ...(edge ? { flushEdgeMetrics: () => edge.flushMetrics() } : {}),
   };

@@ -162,4 +162,7 @@ export type ConnectionStringRequest = z.input<typeof connectionStringRequestSche
 
 export const connectionStringSchema = z.object({
   connectionString: z.string().describe('The same connection string, pointed at the edge'),
+  warnings: z
+    .array(z.string())
+    .describe('What would stop the converted string from working as it is (empty when nothing)'),
 });

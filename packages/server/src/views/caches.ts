@@ -49,6 +49,8 @@ export interface ConverterState {
   /** What was pasted; only echoed back when it needs fixing. */
   connectionString: string;
   result?: string | undefined;
+  /** What would stop the result from working as it is (the edge's TLS, say). */
+  warnings?: string[] | undefined;
   errors: FieldErrors;
   message?: string | undefined;
 }
@@ -352,6 +354,9 @@ function converterSection(action: string, csrf: SafeHtml, state: ConverterState)
               It holds your password like the original: keep it as safe. Nothing else changes in
               your application.
             </p>
+            ${(state.warnings ?? []).map(
+              (warning) => html`<p class="error" data-testid="converter-warning">${warning}</p>`,
+            )}
           </div>`
         : ''
     }

@@ -86,9 +86,54 @@ describe('POST /v1/connection-strings', () => {
     expect(response.json()).toEqual({
       data: {
         connectionString: `postgresql://app:${PASSWORD}@localhost:6432/shop?sslmode=require&application_name=${cacheId}`,
+        warnings: [],
       },
     });
     expect(response.headers['cache-control']).toBe('no-store');
+  });
+
+  it('warns when the string requires TLS and the edge has no certificate', async () => {
+    const cacheId = cacheOf.postgres!;
+    const plainEdge = await buildTestApp(store, { edgeTls: null });
+    const tlsEdge = await buildTestApp(store, {
+      edgeTls: { certFile: '/etc/edgegate/edge.crt', keyFile: '/etc/edgegate/edge.key' },
+    });
+    try {
+      const origin = (sslmode: string) =>
+        `postgresql://app:${PASSWORD}@db.example.com:5432/shop?sslmode=${sslmode}`;
+      for (const sslmode of ['require', 'verify-ca', 'verify-full']) {
+        const response = await convert(
+          tokenA,
+          { cacheId, connectionString: origin(sslmode) },
+          {},
+          plainEdge,
+        );
+        expect(response.statusCode).toBe(200);
+        const { warnings } = response.json().data as { warnings: string[] };
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toContain(`sslmode=${sslmode} needs TLS`);
+        expect(warnings[0]).toContain('EDGE_TLS_CERT');
+      }
+      for (const sslmode of ['prefer', 'disable']) {
+        const response = await convert(
+          tokenA,
+          { cacheId, connectionString: origin(sslmode) },
+          {},
+          plainEdge,
+        );
+        expect(response.json().data.warnings).toEqual([]);
+      }
+      const withTls = await convert(
+        tokenA,
+        { cacheId, connectionString: origin('require') },
+        {},
+        tlsEdge,
+      );
+      expect(withTls.json().data.warnings).toEqual([]);
+    } finally {
+      await plainEdge.close();
+      await tlsEdge.close();
+    }
   });
 
   it('prefixes the user with the cache id for MySQL and MariaDB', async () => {

@@ -31,6 +31,8 @@ export async function buildTestApp(
     webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
     shared?: Pick<AppDeps, 'redis' | 'rateLimitStore'>;
     connectTestTimeoutMs?: number;
+    /** The edge's TLS files, as EDGE_TLS_CERT/EDGE_TLS_KEY would give them; null for none. */
+    edgeTls?: { certFile: string; keyFile: string } | null;
   } = {},
 ) {
   const app = await buildApp({
@@ -39,6 +41,7 @@ export async function buildTestApp(
       secret: TEST_SECRET,
       originPrivate: options.originPrivate ?? 'allow',
       apiRateLimit: options.apiRateLimit ?? 10_000,
+      ...(options.edgeTls === undefined ? {} : { edgeTls: options.edgeTls }),
     },
     store,
     logger: pino({ level: 'silent' }),

@@ -298,9 +298,13 @@ export class PgSession implements BackendFrameSink {
     }
     const { state, config } = await this.#runtime.cache(cacheId);
     if (state === null || config === null) {
+      const shown = cacheId.slice(0, 64);
+      // psql and most drivers send their own name by default: say what the value should be.
       return this.#refuse(
         CONNECTION_REJECTED,
-        `there is no cache "${cacheId.slice(0, 64)}": it was deleted or never existed`,
+        cacheId.startsWith('cch_')
+          ? `there is no cache "${shown}": it was deleted or never existed`
+          : `application_name "${shown}" is not a cache id: set application_name to the cache id (cch_…), as in the connection string Edgegate gave you`,
       );
     }
     if (config.type !== 'postgres') {

@@ -208,14 +208,19 @@ export function registerCacheRoutes(app: FastifyInstance, deps: ConsoleCacheDeps
       const connectionString = formValue(request.body, 'connectionString');
       reply.header('cache-control', 'no-store');
       try {
-        const result = await convertConnectionString(
+        const converted = await convertConnectionString(
           db,
           principal,
           { cacheId: request.params.id, connectionString },
           deps.edge,
         );
         return showCache(request, reply, user, {
-          converter: { connectionString, result, errors: {} },
+          converter: {
+            connectionString,
+            result: converted.connectionString,
+            warnings: converted.warnings,
+            errors: {},
+          },
         });
       } catch (error) {
         const { status, ...refusal } = formRefusal(error);

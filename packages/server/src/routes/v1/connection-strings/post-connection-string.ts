@@ -26,13 +26,8 @@ export function registerPostConnectionString(app: FastifyInstance, deps: V1Deps)
     async (request, reply) => {
       const principal = requireScope(request, 'caches:read');
       reply.header('cache-control', 'no-store');
-      const connectionString = await convertConnectionString(
-        deps.db,
-        principal,
-        request.body,
-        deps.edge,
-      );
-      return { data: { connectionString } };
+      const converted = await convertConnectionString(deps.db, principal, request.body, deps.edge);
+      return { data: converted };
     },
   );
 }

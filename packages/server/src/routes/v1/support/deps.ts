@@ -20,6 +20,8 @@ export interface V1Deps {
     mysqlPort: number;
     /** Placed in MS SQL connection strings; SPEC §1 names no MS SQL edge port yet, so 1433 by default. */
     mssqlPort?: number;
+    /** Whether the Postgres edge offers TLS: converted strings that require it get a warning. */
+    pgTls?: boolean;
   };
   /** An edge running in this process: flushed first so metrics include the last seconds. */
   flushEdgeMetrics?: () => Promise<void>;
