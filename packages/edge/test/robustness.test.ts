@@ -306,7 +306,8 @@ describe('one bad session never takes the edge down', () => {
     const client = edgeClient(`${offId}:${name}`);
     client.on('error', () => undefined);
     await client.connect();
-    const running = client.query('select pg_sleep(5)');
+    // Handled from the start: the failure may arrive before the terminate call below returns.
+    const running = client.query('select pg_sleep(5)').catch((caught: unknown) => caught);
     await vi.waitFor(
       async () => expect(await originBackends(name)).toMatchObject([{ state: 'active' }]),
       {
@@ -316,7 +317,7 @@ describe('one bad session never takes the edge down', () => {
     );
     const [backend] = await originBackends(name);
     await direct.query('select pg_terminate_backend($1)', [backend?.pid]);
-    const error = (await running.catch((caught: unknown) => caught)) as Error & { code?: string };
+    const error = (await running) as Error & { code?: string };
     expect(error).toBeInstanceOf(Error);
     expect(['57P01', '08006']).toContain(error.code);
     await client.end().catch(() => undefined);
