@@ -601,13 +601,7 @@ describe('deadlines', () => {
       const def = CONNECTION_TYPES.find((d) => d.id === id)!;
       const server = await tcpServer((socket) => {
         socket.resume();
-        socket.write(header);
-        const chunk = Buffer.alloc(64 * 1024, 0x61);
-        const pump = () => {
-          while (!socket.destroyed && socket.write(chunk));
-          if (!socket.destroyed) socket.once('drain', pump);
-        };
-        pump();
+        flood(socket, header);
       });
       try {
         const config = configOf(def, {
