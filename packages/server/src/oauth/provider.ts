@@ -7,7 +7,7 @@ import { findMembershipRole } from '../db/queries/workspaces.ts';
 import { deriveKey, safeEqual, sha256 } from '../services/crypto.ts';
 import {
   accountMayUseGrant,
-  findGrantCaches,
+  findGrantBinding,
   findGrantWorkspace,
   touchGrant,
 } from '../services/grants.ts';
@@ -276,12 +276,11 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     if (!route || !body || typeof body !== 'object' || ctx.status !== 200) return;
     if (route === 'token' && body.access_token) {
       const grantId = ctx.oidc.entities.Grant?.jti;
-      const workspaceId = grantId ? await findGrantWorkspace(db, grantId) : undefined;
-      if (workspaceId) body.workspace_id = workspaceId;
       if (grantId) {
-        // Present only when the user limited the app to some caches (absent: the whole workspace).
-        const cacheIds = await findGrantCaches(db, grantId);
-        if (cacheIds) body.cache_ids = cacheIds;
+        // One (remembered) read gives both; cache_ids only when the user limited the app to some.
+        const binding = await findGrantBinding(db, grantId);
+        if (binding) body.workspace_id = binding.workspaceId;
+        if (binding?.cacheIds) body.cache_ids = binding.cacheIds;
         await touchGrant(db, grantId);
       }
     } else if (route === 'introspection' && body.active === true) {

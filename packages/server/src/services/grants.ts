@@ -3,7 +3,7 @@ import type { Db } from '../db/store.ts';
 import { deleteGrantsWhere, type GrantRevocation } from '../db/queries/oauth-store.ts';
 import {
   findGrantUsableBy,
-  findGrantBinding,
+  findGrantBinding as selectGrantBinding,
   listGrantIdsOfUser,
   listWorkspaceGrantsOfUser,
   setGrantLastUsed,
@@ -46,10 +46,14 @@ export async function bindGrantToWorkspace(
  */
 const grantBindings = new Map<string, { workspaceId: string; cacheIds: string[] | null }>();
 
-async function grantBinding(db: Db, grantId: string) {
+/** The workspace a grant is bound to and the caches it is limited to (null: all); undefined if unbound. */
+export async function findGrantBinding(
+  db: Db,
+  grantId: string,
+): Promise<{ workspaceId: string; cacheIds: string[] | null } | undefined> {
   const known = grantBindings.get(grantId);
   if (known) return known;
-  const row = await findGrantBinding(db, grantId);
+  const row = await selectGrantBinding(db, grantId);
   if (!row?.workspace_id) return undefined;
   const binding = { workspaceId: row.workspace_id, cacheIds: row.cache_ids };
   if (grantBindings.size > 50_000) grantBindings.clear();
@@ -58,12 +62,7 @@ async function grantBinding(db: Db, grantId: string) {
 }
 
 export async function findGrantWorkspace(db: Db, grantId: string): Promise<string | undefined> {
-  return (await grantBinding(db, grantId))?.workspaceId;
-}
-
-/** The caches a consent limited the grant to; null when it covers the whole workspace. */
-export async function findGrantCaches(db: Db, grantId: string): Promise<string[] | null> {
-  return (await grantBinding(db, grantId))?.cacheIds ?? null;
+  return (await findGrantBinding(db, grantId))?.workspaceId;
 }
 
 /** Whether the user exists and, for a grant, still belongs to the grant's workspace: one query. */
