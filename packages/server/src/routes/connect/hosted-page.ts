@@ -15,6 +15,7 @@ import {
   CONNECTION_TYPE_ENTRIES,
   findConnectionType,
   validateConnectionConfig,
+  type TestOutcome,
 } from '../../connect/catalog/index.ts';
 import {
   cancelSession,
@@ -358,17 +359,16 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       // The slot is taken before anything is awaited, so a burst of posts cannot all pass the check.
       running++;
       const config = validated.config as Record<string, unknown>;
-      const tested = await (async () => {
+      let outcome: TestOutcome;
+      try {
         const attempts = await tests.hit(session.id, TEST_WINDOW_MS);
         if (attempts.count > TESTS_PER_WINDOW) {
-          return {
-            page: renderForm(reply, session, partner, type, {
-              state,
-              values: typed,
-              testError: `Too many attempts for this link. Wait ${Math.ceil((attempts.resetAt - Date.now()) / 60_000)} minutes or ask for a new link.`,
-              status: 429,
-            }),
-          };
+          return renderForm(reply, session, partner, type, {
+            state,
+            values: typed,
+            testError: `Too many attempts for this link. Wait ${Math.ceil((attempts.resetAt - Date.now()) / 60_000)} minutes or ask for a new link.`,
+            status: 429,
+          });
         }
         const origin = def.origin(config as never);
         let address: string;
@@ -384,19 +384,17 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           )[0]!;
         } catch (error) {
           if (!(error instanceof Problem)) throw error;
-          return {
-            page: renderForm(reply, session, partner, type, {
-              state,
-              values: typed,
-              errors: { host: error.message },
-              status: 422,
-            }),
-          };
+          return renderForm(reply, session, partner, type, {
+            state,
+            values: typed,
+            errors: { host: error.message },
+            status: 422,
+          });
         }
-        return { outcome: await def.test(config as never, { timeoutMs, address }) };
-      })().finally(() => running--);
-      if ('page' in tested) return tested.page;
-      const { outcome } = tested;
+        outcome = await def.test(config as never, { timeoutMs, address });
+      } finally {
+        running--;
+      }
       if (!outcome.ok) {
         request.log.info({ session: session.id, type, code: outcome.code }, 'connect test failed');
         return renderForm(reply, session, partner, type, {
