@@ -15,16 +15,19 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   throw new Problem('validation_failed', 422, detail, { errors });
 }
 
+/** The SQLSTATE of an error from either store driver (pg and PGlite both set `code`). */
+function sqlStateOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null
+    ? (error as { code?: unknown }).code
+    : undefined;
+}
+
 /** Whether an error from either store driver is a unique-constraint violation. */
 export function isUniqueViolation(error: unknown): boolean {
-  return (
-    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505'
-  );
+  return sqlStateOf(error) === '23505';
 }
 
 /** Whether an error from either store driver is a foreign-key violation (the row referred to is gone). */
 export function isForeignKeyViolation(error: unknown): boolean {
-  return (
-    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23503'
-  );
+  return sqlStateOf(error) === '23503';
 }
