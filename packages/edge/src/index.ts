@@ -3,7 +3,7 @@ export * as pg from './pg/protocol/index.ts';
 export { PgEdgeServer } from './pg/server.ts';
 export type { PgEdgeServerOptions } from './pg/server.ts';
 export { EdgeRuntime } from './runtime.ts';
-export type { CacheState, EdgeLogger, RuntimeOptions } from './runtime.ts';
+export type { CacheState, CancelDirectory, EdgeLogger, RuntimeOptions } from './runtime.ts';
 export { CompiledRules, queryHash } from './control/config.ts';
 export type {
   CacheMode,
@@ -18,3 +18,5 @@ export { analyzeSql, loadSqlParser } from './pg/sql/analyze.ts';
 export type { Analysis, TableRef } from './pg/sql/analyze.ts';
 export { sqlShape } from './pg/sql/shape.ts';
 export type { AddressGuard } from './upstream/origin.ts';
+export { EdgeThreads } from './threads/pool.ts';
+export type { EdgeThreadsOptions, GuardSpec, WorkerReport } from './threads/pool.ts';

@@ -1,6 +1,7 @@
 // State shared by every session of one edge process: cache configs from the control plane, the
-// result store, statement analyses, per-cache stats and the cancel-key directory.
-import { CacheEpochs, ResultCache } from './cache/result-cache.ts';
+// result store, statement analyses, per-cache stats and the cancel-key directory. With several
+// threads, each has its own runtime; the epoch table and the cancel keys are what they share.
+import { EpochTable, ResultCache, type CacheEpochs } from './cache/result-cache.ts';
 import { CompiledRules, type EdgeCacheConfig, type EdgeConfigSource } from './control/config.ts';
 import { CacheStats } from './metrics/cache-stats.ts';
 import { StatementMemo } from './pg/session/statement-memo.ts';
@@ -21,9 +22,35 @@ export interface EdgeLogger {
   debug(obj: object, msg?: string): void;
 }
 
+/** BackendKeyData (hex) → the origin that issued it, for CancelRequest. */
+export interface CancelDirectory {
+  remember(key: string, target: OriginTarget): void;
+  forget(key: string): void;
+  lookup(key: string): Promise<OriginTarget | undefined>;
+}
+
+export class LocalCancelDirectory implements CancelDirectory {
+  readonly #targets = new Map<string, OriginTarget>();
+
+  remember(key: string, target: OriginTarget): void {
+    this.#targets.set(key, target);
+  }
+
+  forget(key: string): void {
+    this.#targets.delete(key);
+  }
+
+  lookup(key: string): Promise<OriginTarget | undefined> {
+    return Promise.resolve(this.#targets.get(key));
+  }
+}
+
 export interface RuntimeOptions {
   source: EdgeConfigSource;
   cacheMaxBytes: number;
+  /** Shared with the edge's other threads, if any. */
+  epochs?: EpochTable;
+  cancelKeys?: CancelDirectory;
   /** Refuses origin addresses the guard rejects; null allows any (ORIGIN_PRIVATE). */
   guard: AddressGuard | null;
   logger: EdgeLogger;
@@ -38,15 +65,18 @@ export class EdgeRuntime {
   readonly memo = new StatementMemo();
   readonly guard: AddressGuard | null;
   readonly logger: EdgeLogger;
+  readonly cancelKeys: CancelDirectory;
   readonly #source: EdgeConfigSource;
   readonly #caches = new Map<string, CacheState>();
   readonly #stats = new Map<string, CacheStats>();
-  // BackendKeyData (hex) → the origin that issued it, for CancelRequest.
-  readonly #cancelTargets = new Map<string, OriginTarget>();
   readonly #unsubscribe: () => void;
 
   constructor(options: RuntimeOptions) {
-    this.results = new ResultCache({ maxBytes: options.cacheMaxBytes });
+    this.results = new ResultCache({
+      maxBytes: options.cacheMaxBytes,
+      epochs: options.epochs ?? new EpochTable(),
+    });
+    this.cancelKeys = options.cancelKeys ?? new LocalCancelDirectory();
     this.guard = options.guard;
     this.logger = options.logger;
     this.#source = options.source;
@@ -91,7 +121,7 @@ export class EdgeRuntime {
     this.#caches.set(id, {
       id,
       rules: new CompiledRules(config),
-      epochs: new CacheEpochs(),
+      epochs: this.results.epochsFor(id),
       stats: this.stats(id),
       loadedAt: Date.now(),
     });
@@ -108,18 +138,6 @@ export class EdgeRuntime {
 
   allStats(): Iterable<CacheStats> {
     return this.#stats.values();
-  }
-
-  rememberCancelKey(key: string, target: OriginTarget): void {
-    this.#cancelTargets.set(key, target);
-  }
-
-  forgetCancelKey(key: string): void {
-    this.#cancelTargets.delete(key);
-  }
-
-  cancelTarget(key: string): OriginTarget | undefined {
-    return this.#cancelTargets.get(key);
   }
 
   close(): void {

@@ -1,6 +1,11 @@
 // The result store (LRU bytes, TTL, epochs, coalescing) and how a cache's rules pick a policy.
 import { describe, expect, it } from 'vitest';
-import { CacheEpochs, ResultCache, type CacheEntry } from '../src/cache/result-cache.ts';
+import {
+  EpochTable,
+  ResultCache,
+  type CacheEntry,
+  type CacheEpochs,
+} from '../src/cache/result-cache.ts';
 import {
   CompiledRules,
   queryHash,
@@ -17,7 +22,7 @@ function store(
   cache: ResultCache,
   epochs: CacheEpochs,
   key: string,
-  options: { tables?: string[]; bytes?: number; ttlMs?: number; askedEpoch?: number } = {},
+  options: { tables?: string[]; bytes?: number; ttlMs?: number; askedEpoch?: bigint } = {},
 ): CacheEntry | null {
   return cache.set({
     key,
@@ -40,15 +45,15 @@ describe('ResultCache size bound', () => {
 
   it('counts an entry as its response, its key and a fixed overhead', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    store(cache, new CacheEpochs(), 'a', { bytes: 100 });
+    store(cache, cache.epochsFor('cch_a'), 'a', { bytes: 100 });
     expect(cache.bytes).toBe(ENTRY);
-    store(cache, new CacheEpochs(), 'key', { bytes: 50 });
+    store(cache, cache.epochsFor('cch_a'), 'key', { bytes: 50 });
     expect(cache.bytes).toBe(ENTRY + 50 + 6 + OVERHEAD);
   });
 
   it('evicts the least recently stored entry to stay within maxBytes', () => {
     const cache = new ResultCache({ maxBytes: 800 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     for (const key of ['a', 'b', 'c', 'd']) store(cache, epochs, key);
     expect(cache.bytes).toBe(3 * ENTRY);
     expect(cache.evictions).toBe(1);
@@ -57,7 +62,7 @@ describe('ResultCache size bound', () => {
 
   it('a get makes an entry recently used, so another one is evicted', () => {
     const cache = new ResultCache({ maxBytes: 800 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     for (const key of ['a', 'b', 'c']) store(cache, epochs, key);
     expect(cache.get('a')).toBeDefined();
     store(cache, epochs, 'd');
@@ -67,7 +72,7 @@ describe('ResultCache size bound', () => {
 
   it('storing a key again replaces the entry without counting it twice', () => {
     const cache = new ResultCache({ maxBytes: 800 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     store(cache, epochs, 'a', { bytes: 100 });
     store(cache, epochs, 'b');
     store(cache, epochs, 'a', { bytes: 10 });
@@ -78,7 +83,7 @@ describe('ResultCache size bound', () => {
 
   it('never holds more than maxBytes, whatever is stored and read', () => {
     const cache = new ResultCache({ maxBytes: 5_000, maxEntryBytes: 2_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     let seed = 7;
     const next = (limit: number) => {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
@@ -95,7 +100,7 @@ describe('ResultCache size bound', () => {
 
   it('refuses an entry bigger than maxEntryBytes', () => {
     const cache = new ResultCache({ maxBytes: 10_000, maxEntryBytes: 500 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     expect(store(cache, epochs, 'small', { bytes: 500 - 10 - OVERHEAD })).not.toBeNull();
     expect(store(cache, epochs, 'large', { bytes: 500 - 10 - OVERHEAD + 1 })).toBeNull();
     expect(cache.get('large')).toBeUndefined();
@@ -112,7 +117,7 @@ describe('ResultCache expiry', () => {
   it('serves an entry until its TTL has passed, then drops it', () => {
     let now = 1_000;
     const cache = new ResultCache({ maxBytes: 10_000, now: () => now });
-    store(cache, new CacheEpochs(), 'a', { ttlMs: 500 });
+    store(cache, cache.epochsFor('cch_a'), 'a', { ttlMs: 500 });
     now = 1_499;
     expect(cache.get('a')).toBeDefined();
     now = 1_500;
@@ -123,7 +128,7 @@ describe('ResultCache expiry', () => {
 
   it('does not store a result with no TTL', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    expect(store(cache, new CacheEpochs(), 'a', { ttlMs: 0 })).toBeNull();
+    expect(store(cache, cache.epochsFor('cch_a'), 'a', { ttlMs: 0 })).toBeNull();
     expect(cache.size).toBe(0);
   });
 });
@@ -131,7 +136,7 @@ describe('ResultCache expiry', () => {
 describe('ResultCache invalidation', () => {
   it('a write to some tables makes their entries stale and leaves the others', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     store(cache, epochs, 'reads t', { tables: ['t'] });
     store(cache, epochs, 'reads t and u', { tables: ['t', 'u'] });
     store(cache, epochs, 'reads u', { tables: ['u'] });
@@ -146,7 +151,7 @@ describe('ResultCache invalidation', () => {
 
   it("'all' makes every entry of that cache stale", () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     store(cache, epochs, 'reads t', { tables: ['t'] });
     store(cache, epochs, 'reads nothing', { tables: [] });
     cache.invalidate(epochs, 'all');
@@ -155,8 +160,8 @@ describe('ResultCache invalidation', () => {
 
   it("a write through one cache leaves another cache's entries alone", () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const mine = new CacheEpochs();
-    const theirs = new CacheEpochs();
+    const mine = cache.epochsFor('cch_a');
+    const theirs = cache.epochsFor('cch_b');
     store(cache, mine, 'mine', { tables: ['t'] });
     store(cache, theirs, 'theirs', { tables: ['t'] });
     cache.invalidate(mine, 'all');
@@ -165,7 +170,7 @@ describe('ResultCache invalidation', () => {
 
   it('a result asked for after the write is stored and served', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     cache.invalidate(epochs, ['t']);
     expect(store(cache, epochs, 'a', { tables: ['t'], askedEpoch: cache.epoch })).not.toBeNull();
     expect(cache.get('a')).toBeDefined();
@@ -174,7 +179,7 @@ describe('ResultCache invalidation', () => {
   // The read may have run before the write committed: its answer could predate the write.
   it('a result asked for before a write to its tables is not stored', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     const asked = cache.epoch;
     cache.invalidate(epochs, ['t']);
     expect(store(cache, epochs, 'a', { tables: ['t'], askedEpoch: asked })).toBeNull();
@@ -183,7 +188,7 @@ describe('ResultCache invalidation', () => {
 
   it('a result asked for before a write to other tables is stored', () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     const asked = cache.epoch;
     cache.invalidate(epochs, ['u']);
     expect(store(cache, epochs, 'a', { tables: ['t'], askedEpoch: asked })).not.toBeNull();
@@ -192,10 +197,53 @@ describe('ResultCache invalidation', () => {
 
   it("a result asked for before an 'all' write is not stored", () => {
     const cache = new ResultCache({ maxBytes: 10_000 });
-    const epochs = new CacheEpochs();
+    const epochs = cache.epochsFor('cch_a');
     const asked = cache.epoch;
     cache.invalidate(epochs, 'all');
     expect(store(cache, epochs, 'a', { tables: [], askedEpoch: asked })).toBeNull();
+  });
+});
+
+describe('ResultCache epochs shared between threads', () => {
+  // Two stores on one table stand for two threads of an edge: each has its own entries, and a
+  // write through either makes both forget.
+  it("a write through one store makes the other store's entries of those tables stale", () => {
+    const table = new EpochTable();
+    const here = new ResultCache({ maxBytes: 10_000, epochs: table });
+    const there = new ResultCache({
+      maxBytes: 10_000,
+      epochs: new EpochTable(table.buffer),
+    });
+    store(there, there.epochsFor('cch_a'), 'reads t', { tables: ['t'] });
+    store(there, there.epochsFor('cch_a'), 'reads u', { tables: ['u'] });
+    store(there, there.epochsFor('cch_b'), 'other cache reads t', { tables: ['t'] });
+    here.invalidate(here.epochsFor('cch_a'), ['t']);
+    expect(keys(there, ['reads t', 'reads u', 'other cache reads t'])).toEqual([
+      'reads u',
+      'other cache reads t',
+    ]);
+    expect(here.epoch).toBe(there.epoch);
+  });
+
+  it('a result one store asked for before the other store saw a write is not stored', () => {
+    const table = new EpochTable();
+    const here = new ResultCache({ maxBytes: 10_000, epochs: table });
+    const there = new ResultCache({ maxBytes: 10_000, epochs: new EpochTable(table.buffer) });
+    const asked = there.epoch;
+    here.invalidate(here.epochsFor('cch_a'), 'all');
+    expect(store(there, there.epochsFor('cch_a'), 'a', { askedEpoch: asked })).toBeNull();
+  });
+
+  it('a slot never moves back when an older stamp lands after a newer one', () => {
+    const table = new EpochTable();
+    const slot = table.slotOf('cch_a', 't');
+    table.stamp([slot]);
+    const newer = table.written(slot);
+    // A writer that took its epoch earlier but stamps late must not lower the slot.
+    const view = new BigInt64Array(table.buffer);
+    Atomics.store(view, 0, newer - 2n);
+    table.stamp([slot]);
+    expect(table.written(slot)).toBe(newer);
   });
 });
 
@@ -206,7 +254,7 @@ describe('ResultCache coalescing', () => {
     const second = cache.join('k');
     const third = cache.join('k');
     expect(second).toBeInstanceOf(Promise);
-    const entry = store(cache, new CacheEpochs(), 'k');
+    const entry = store(cache, cache.epochsFor('cch_a'), 'k');
     cache.settle('k', entry);
     expect(entry).not.toBeNull();
     expect(await second).toBe(entry);

@@ -56,6 +56,16 @@ export const settings = {
       .default(256),
     help: 'Memory the edge may use for cached results, in MiB (least recently used go first)',
   },
+  EDGE_THREADS: {
+    flag: 'edge-threads',
+    schema: z.coerce
+      .number({ error: 'must be a number of threads' })
+      .int('must be a whole number of threads')
+      .min(1, 'must be at least 1')
+      .max(64, 'must be at most 64')
+      .default(1),
+    help: 'Threads serving the Postgres edge port (one per core the edge may use; they share EDGE_CACHE_MAX_MB)',
+  },
   EDGE_MSSQL_PORT: {
     flag: 'edge-mssql-port',
     schema: port.default(1433),
@@ -151,6 +161,7 @@ export interface Config {
   edgeMssqlPort: number;
   edgeTls: { certFile: string; keyFile: string } | null;
   edgeCacheMaxMb: number;
+  edgeThreads: number;
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
@@ -203,6 +214,7 @@ export function parseConfig(
     edgeMssqlPort: v.EDGE_MSSQL_PORT,
     edgeTls: edgeTls(v.EDGE_TLS_CERT, v.EDGE_TLS_KEY),
     edgeCacheMaxMb: v.EDGE_CACHE_MAX_MB,
+    edgeThreads: v.EDGE_THREADS,
     dataDir: resolve(v.DATA_DIR),
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,

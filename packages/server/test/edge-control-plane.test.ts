@@ -28,8 +28,10 @@ async function start(
   databaseUrl: string | undefined,
   planes: 'all' | 'server' | 'edge',
   edgePort: number,
+  extra: Record<string, string> = {},
 ) {
   const config = loadConfig({
+    ...extra,
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     DATA_DIR: mkdtempSync(join(tmpdir(), 'eg-edge-')),
     PORT: '0',
@@ -83,6 +85,28 @@ async function query(connectionString: string, sql: string) {
   } finally {
     await client.end();
   }
+}
+
+/** A cache for the machine's Postgres, created through `controlPlane`, and its URL on `edge`. */
+async function createLocalCache(
+  controlPlane: RunningServer,
+  token: string,
+  edge: RunningServer,
+  name: string,
+): Promise<{ cacheId: string; url: string }> {
+  const created = await api(controlPlane, token).post('/v1/caches', {
+    name,
+    type: 'postgres',
+    hostname: '127.0.0.1',
+    port: 5432,
+    originTls: 'disable',
+  });
+  expect(created.status).toBe(201);
+  const cacheId = created.body.data.id as string;
+  return {
+    cacheId,
+    url: `postgres://postgres@127.0.0.1:${edge.edge!.port}/test?application_name=${cacheId}`,
+  };
 }
 
 /** Retries `check` for up to a second: config changes must land within that. */
@@ -197,7 +221,7 @@ describe('the edge in one process with the control plane', () => {
   it('a rule change reaches the running edge within a second', async () => {
     const sql = 'SELECT 7 * 6 AS answer';
     await query(edgeUrl, sql);
-    const stats = server.edge!.runtime.stats(cacheId);
+    const stats = server.edge!.stats(cacheId);
     const rule = await api(server, token).post(`/v1/caches/${cacheId}/rules`, {
       kind: 'template',
       key: sql,
@@ -246,19 +270,11 @@ describe('a separate edge process', () => {
     expect(controlPlane.edge).toBeNull();
     expect(edge.app).toBeNull();
     const token = await bearer(controlPlane, 'edge-two@example.com');
-    const created = await api(controlPlane, token).post('/v1/caches', {
-      name: 'Origin',
-      type: 'postgres',
-      hostname: '127.0.0.1',
-      port: 5432,
-      originTls: 'disable',
-    });
-    const cacheId = created.body.data.id as string;
-    const url = `postgres://postgres@127.0.0.1:${edge.edge!.port}/test?application_name=${cacheId}`;
+    const { cacheId, url } = await createLocalCache(controlPlane, token, edge, 'Origin');
     const sql = 'SELECT 6 * 7 AS answer';
     await query(url, sql);
     await query(url, sql);
-    const stats = edge.edge!.runtime.stats(cacheId);
+    const stats = edge.edge!.stats(cacheId);
     expect(stats.hits).toBe(1);
     await api(controlPlane, token).patch(`/v1/caches/${cacheId}`, { defaultMode: 'off' });
     await withinASecond(async () => {
@@ -288,19 +304,11 @@ describe('the edge on the embedded store (npm start)', () => {
   it('serves a cache created through the API and hears its changes from PGlite', async () => {
     expect(server.store.kind).toBe('pglite');
     const token = await bearer(server, 'edge-embedded@example.com');
-    const created = await api(server, token).post('/v1/caches', {
-      name: 'Embedded',
-      type: 'postgres',
-      hostname: '127.0.0.1',
-      port: 5432,
-      originTls: 'disable',
-    });
-    const cacheId = created.body.data.id as string;
-    const url = `postgres://postgres@127.0.0.1:${server.edge!.port}/test?application_name=${cacheId}`;
+    const { cacheId, url } = await createLocalCache(server, token, server, 'Embedded');
     const sql = 'SELECT 3 * 14 AS answer';
     expect(await query(url, sql)).toEqual([{ answer: 42 }]);
     await query(url, sql);
-    const stats = server.edge!.runtime.stats(cacheId);
+    const stats = server.edge!.stats(cacheId);
     expect(stats.hits).toBe(1);
     await api(server, token).patch(`/v1/caches/${cacheId}`, { defaultMode: 'off' });
     await withinASecond(async () => {
@@ -308,5 +316,66 @@ describe('the edge on the embedded store (npm start)', () => {
       await query(url, sql);
       return stats.uncacheable === uncacheable + 1;
     });
+  });
+});
+
+describe('the edge on two threads (EDGE_THREADS=2) on the embedded store', () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    server = await start(undefined, 'all', await freePort(), { EDGE_THREADS: '2' });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('serves the API connection string on both threads; metrics and Prometheus add both up', async () => {
+    expect(server.edge!.threads).toBe(2);
+    const token = await bearer(server, 'edge-threads@example.com');
+    const { cacheId, url } = await createLocalCache(server, token, server, 'Threads');
+    // Sixteen connections: the kernel spreads them over both threads, and each thread misses once.
+    const sql = 'SELECT 2 * 21 AS answer';
+    for (let i = 0; i < 16; i++) expect(await query(url, sql)).toEqual([{ answer: 42 }]);
+    const metrics = await api(server, token).get(`/v1/caches/${cacheId}/metrics?window=15m`);
+    const data = metrics.body.data as { queries: number; hits: number; misses: number };
+    expect(data.queries).toBe(16);
+    expect(data.hits + data.misses).toBe(16);
+    expect(data.misses).toBeGreaterThanOrEqual(1);
+    expect(data.misses).toBeLessThanOrEqual(2);
+    const prometheus = await (await fetch(`${server.url}/metrics`)).text();
+    expect(prometheus).toContain(
+      `edgegate_edge_queries_total{cache_id="${cacheId}",result="hit"} ${data.hits}`,
+    );
+    expect(prometheus).toMatch(/edgegate_edge_cache_bytes [1-9]\d*/);
+    const served = new RegExp(`edgegate_edge_bytes_served_total\\{cache_id="${cacheId}"\\} (\\d+)`);
+    expect(Number(served.exec(prometheus)?.[1])).toBeGreaterThan(0);
+    // A second scrape with no traffic between adds nothing.
+    const again = await (await fetch(`${server.url}/metrics`)).text();
+    expect(served.exec(again)?.[1]).toBe(served.exec(prometheus)?.[1]);
+    expect(again).toContain(
+      `edgegate_edge_queries_total{cache_id="${cacheId}",result="hit"} ${data.hits}`,
+    );
+    await api(server, token).patch(`/v1/caches/${cacheId}`, { defaultMode: 'off' });
+    await withinASecond(async () => {
+      await server.edge!.collect();
+      const { uncacheable } = server.edge!.stats(cacheId);
+      for (let i = 0; i < 4; i++) await query(url, sql);
+      await server.edge!.collect();
+      return server.edge!.stats(cacheId).uncacheable === uncacheable + 4;
+    });
+  });
+
+  it('EDGE_THREADS must be a whole number from 1 to 64', () => {
+    for (const [value, reason] of [
+      ['0', 'must be at least 1'],
+      ['65', 'must be at most 64'],
+      ['1.5', 'must be a whole number of threads'],
+      ['many', 'must be a number of threads'],
+    ]) {
+      expect(() =>
+        loadConfig({ EDGE_THREADS: value as string, EDGEGATE_SECRET: 'a'.repeat(48) }),
+      ).toThrow(`EDGE_THREADS (--edge-threads) ${reason as string}`);
+    }
   });
 });

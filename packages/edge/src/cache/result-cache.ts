@@ -1,20 +1,17 @@
 // The edge's result store: a size-bounded cache of encoded responses with second-chance (CLOCK)
 // eviction, an approximation of LRU that never writes to the Map on a hit (a hit that re-inserted
 // its key would churn a million-entry hash table and the garbage collector), invalidated lazily by epochs
-// (a write bumps its tables' epoch in O(1); an entry older than any of its tables' epochs is stale
-// on its next lookup), with request coalescing for identical concurrent misses.
+// (a write stamps its tables' slots in O(1); an entry older than any of its slots is stale on its
+// next lookup, in whichever thread holds it), with request coalescing for identical concurrent misses.
+import { CacheEpochs, EpochTable } from './epochs.ts';
 
-/** What one cache id has written: entries stored before these epochs are stale. */
-export class CacheEpochs {
-  all = 0;
-  readonly tables = new Map<string, number>();
-}
+export { CacheEpochs, EpochTable } from './epochs.ts';
 
 export interface CacheEntry {
   readonly key: string;
   readonly epochs: CacheEpochs;
-  /** Bare names of the tables the result came from. */
-  readonly tables: readonly string[];
+  /** The epoch slots that make this entry stale: its cache's "every table" slot and its tables'. */
+  readonly slots: readonly number[];
   /**
    * The whole answer as the origin sent it, ending with ReadyForQuery('I'); an extended-protocol
    * answer starts with ParseComplete and BindComplete (a client that sent no Parse gets it from byte 5).
@@ -24,7 +21,7 @@ export interface CacheEntry {
   readonly fingerprint: string;
   /** 'never': not served inside a transaction block. */
   readonly transactionPolicy: 'never' | 'untilWrite';
-  readonly storedEpoch: number;
+  readonly storedEpoch: bigint;
   readonly expiresAt: number;
   readonly size: number;
   /** Set by a hit, cleared when eviction passes over the entry and gives it a second chance. */
@@ -44,7 +41,7 @@ export interface NewEntry {
   transactionPolicy: 'never' | 'untilWrite';
   ttlMs: number;
   /** The epoch when the origin was asked (see `epoch`). */
-  askedEpoch: number;
+  askedEpoch: bigint;
 }
 
 type Waiter = { resolve: (entry: CacheEntry | null) => void };
@@ -53,6 +50,8 @@ export interface ResultCacheOptions {
   maxBytes: number;
   /** Largest single entry; bigger results are served but not stored. */
   maxEntryBytes?: number;
+  /** Write epochs, shared with the edge's other threads; a private table by default. */
+  epochs?: EpochTable;
   now?: () => number;
 }
 
@@ -62,8 +61,8 @@ export class ResultCache {
   readonly #maxBytes: number;
   readonly maxEntryBytes: number;
   readonly #now: () => number;
+  readonly #epochs: EpochTable;
   #bytes = 0;
-  #epoch = 1;
   #hand: MapIterator<CacheEntry> | null = null;
   evictions = 0;
 
@@ -71,6 +70,12 @@ export class ResultCache {
     this.#maxBytes = options.maxBytes;
     this.maxEntryBytes = options.maxEntryBytes ?? Math.max(1024, Math.floor(options.maxBytes / 16));
     this.#now = options.now ?? Date.now;
+    this.#epochs = options.epochs ?? new EpochTable();
+  }
+
+  /** The epochs of one cache id, on this store's table. */
+  epochsFor(cacheId: string): CacheEpochs {
+    return new CacheEpochs(this.#epochs, cacheId);
   }
 
   get size(): number {
@@ -82,8 +87,8 @@ export class ResultCache {
   }
 
   /** The current epoch: a miss records it before asking the origin, and stores with it. */
-  get epoch(): number {
-    return this.#epoch;
+  get epoch(): bigint {
+    return this.#epochs.current;
   }
 
   /** A fresh entry for `key`, or undefined. Marks it most recently used. */
@@ -106,10 +111,11 @@ export class ResultCache {
     const { key, response, ttlMs, askedEpoch } = input;
     const size = response.length + key.length * 2 + ENTRY_OVERHEAD_BYTES;
     if (size > this.maxEntryBytes || ttlMs <= 0) return null;
+    const { epochs } = input;
     const entry: CacheEntry = {
       key,
-      epochs: input.epochs,
-      tables: input.tables,
+      epochs,
+      slots: [epochs.allSlot, ...input.tables.map((table) => epochs.slot(table))],
       response,
       fingerprint: input.fingerprint,
       transactionPolicy: input.transactionPolicy,
@@ -127,11 +133,11 @@ export class ResultCache {
     return entry;
   }
 
-  /** Marks `tables` (bare names, or every table) of one cache id as written. */
+  /** Marks `tables` (bare names, or every table) of one cache id as written, in every thread. */
   invalidate(epochs: CacheEpochs, tables: readonly string[] | 'all'): void {
-    this.#epoch += 1;
-    if (tables === 'all') epochs.all = this.#epoch;
-    else for (const table of tables) epochs.tables.set(table, this.#epoch);
+    epochs.table.stamp(
+      tables === 'all' ? [epochs.allSlot] : tables.map((table) => epochs.slot(table)),
+    );
   }
 
   /**
@@ -190,12 +196,10 @@ export class ResultCache {
   }
 }
 
-function isStale(entry: CacheEntry, epoch: number): boolean {
-  const { epochs } = entry;
-  if (epochs.all > epoch) return true;
-  if (epochs.tables.size === 0) return false;
-  for (const table of entry.tables) {
-    if ((epochs.tables.get(table) ?? 0) > epoch) return true;
+function isStale(entry: CacheEntry, epoch: bigint): boolean {
+  const { table } = entry.epochs;
+  for (const slot of entry.slots) {
+    if (table.written(slot) > epoch) return true;
   }
   return false;
 }

@@ -9,13 +9,17 @@ export const LATENCY_BOUNDS_MS = [
 
 export class LatencyHistogram {
   readonly counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
-  sum = 0;
 
   record(ms: number): void {
     let i = 0;
     while (i < LATENCY_BOUNDS_MS.length && ms > (LATENCY_BOUNDS_MS[i] as number)) i += 1;
     this.counts[i] = (this.counts[i] as number) + 1;
-    this.sum += ms;
+  }
+
+  add(counts: readonly number[]): void {
+    for (let i = 0; i < this.counts.length; i++) {
+      this.counts[i] = (this.counts[i] as number) + (counts[i] ?? 0);
+    }
   }
 }
 
@@ -92,6 +96,23 @@ export class CacheStats {
     }
     if (this.#templates.size >= MAX_TEMPLATES) return;
     this.#templates.set(fingerprint, { fingerprint, normalized: normalize(), count: 1 });
+  }
+
+  /** Adds what another thread counted (its `drain`) to these totals. */
+  absorb(delta: StatsDelta): void {
+    this.hits += delta.hits;
+    this.misses += delta.misses;
+    this.uncacheable += delta.uncacheable;
+    this.bytesServed += delta.bytesServed;
+    this.hitLatency.add(delta.hitLatency);
+    this.missLatency.add(delta.missLatency);
+    for (const template of delta.templates) {
+      const known = this.#templates.get(template.fingerprint);
+      if (known !== undefined) known.count += template.count;
+      else if (this.#templates.size < MAX_TEMPLATES) {
+        this.#templates.set(template.fingerprint, { ...template });
+      }
+    }
   }
 
   /** Everything since the previous drain; resets the per-template counts. */

@@ -11,6 +11,8 @@ export interface PgEdgeServerOptions {
   port: number;
   /** PEM certificate and key: SSLRequest is then answered with TLS. */
   tls: { cert: string | Buffer; key: string | Buffer } | null;
+  /** SO_REUSEPORT: other listeners (the edge's other threads) may bind the same port. */
+  reusePort?: boolean;
 }
 
 export class PgEdgeServer {
@@ -32,7 +34,8 @@ export class PgEdgeServer {
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen({ host: this.#options.host, port: this.#options.port }, () => {
+      const { host, port, reusePort = false } = this.#options;
+      this.#server.listen({ host, port, reusePort }, () => {
         this.#server.off('error', reject);
         resolve(this.#server.address() as net.AddressInfo);
       });

@@ -1,38 +1,41 @@
 // Prometheus series of the edge, read from its per-cache stats at scrape time (nothing is counted
-// twice on the hot path).
-import { quantileMs, type EdgeRuntime } from '@edgegate/edge';
+// twice on the hot path; with several edge threads, a scrape first asks each for its counts).
+import { quantileMs } from '@edgegate/edge';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { EdgeCounters } from './start-edge.ts';
 
-export function registerEdgeMetrics(registry: Registry, runtime: EdgeRuntime): void {
+export function registerEdgeMetrics(registry: Registry, edge: EdgeCounters): void {
+  // What the counters were last raised to, per cache: each scrape adds the difference.
   const reported = new Map<
     string,
     { hits: number; misses: number; uncacheable: number; bytes: number }
   >();
+  const lastReported = (cacheId: string) => {
+    let last = reported.get(cacheId);
+    if (last === undefined) {
+      last = { hits: 0, misses: 0, uncacheable: 0, bytes: 0 };
+      reported.set(cacheId, last);
+    }
+    return last;
+  };
   new Counter({
     name: 'edgegate_edge_queries_total',
     help: 'Queries through the Postgres edge by cache and result (hit, miss, uncacheable)',
     labelNames: ['cache_id', 'result'],
     registers: [registry],
-    collect() {
-      for (const stats of runtime.allStats()) {
-        const last = reported.get(stats.cacheId) ?? {
-          hits: 0,
-          misses: 0,
-          uncacheable: 0,
-          bytes: 0,
-        };
+    async collect() {
+      await edge.collect();
+      for (const stats of edge.allStats()) {
+        const last = lastReported(stats.cacheId);
         this.inc({ cache_id: stats.cacheId, result: 'hit' }, stats.hits - last.hits);
         this.inc({ cache_id: stats.cacheId, result: 'miss' }, stats.misses - last.misses);
         this.inc(
           { cache_id: stats.cacheId, result: 'uncacheable' },
           stats.uncacheable - last.uncacheable,
         );
-        reported.set(stats.cacheId, {
-          ...last,
-          hits: stats.hits,
-          misses: stats.misses,
-          uncacheable: stats.uncacheable,
-        });
+        last.hits = stats.hits;
+        last.misses = stats.misses;
+        last.uncacheable = stats.uncacheable;
       }
     },
   });
@@ -41,12 +44,12 @@ export function registerEdgeMetrics(registry: Registry, runtime: EdgeRuntime): v
     help: 'Bytes of results served from the edge cache',
     labelNames: ['cache_id'],
     registers: [registry],
-    collect() {
-      for (const stats of runtime.allStats()) {
-        const last = reported.get(stats.cacheId);
-        const previous = last?.bytes ?? 0;
-        this.inc({ cache_id: stats.cacheId }, stats.bytesServed - previous);
-        if (last !== undefined) last.bytes = stats.bytesServed;
+    async collect() {
+      await edge.collect();
+      for (const stats of edge.allStats()) {
+        const last = lastReported(stats.cacheId);
+        this.inc({ cache_id: stats.cacheId }, stats.bytesServed - last.bytes);
+        last.bytes = stats.bytesServed;
       }
     },
   });
@@ -55,8 +58,9 @@ export function registerEdgeMetrics(registry: Registry, runtime: EdgeRuntime): v
     help: 'Median and 99th percentile latency of cache hits and misses since the edge started',
     labelNames: ['cache_id', 'result', 'quantile'],
     registers: [registry],
-    collect() {
-      for (const stats of runtime.allStats()) {
+    async collect() {
+      await edge.collect();
+      for (const stats of edge.allStats()) {
         for (const [result, histogram] of [
           ['hit', stats.hitLatency],
           ['miss', stats.missLatency],
@@ -74,8 +78,9 @@ export function registerEdgeMetrics(registry: Registry, runtime: EdgeRuntime): v
     name: 'edgegate_edge_cache_bytes',
     help: 'Memory held by cached results (bounded by EDGE_CACHE_MAX_MB)',
     registers: [registry],
-    collect() {
-      this.set(runtime.results.bytes);
+    async collect() {
+      await edge.collect();
+      this.set(edge.cacheBytes());
     },
   });
 }

@@ -157,6 +157,16 @@ export function isPrivateAddress(ip: string): boolean {
   return matchReason(privateLists, ip) !== undefined;
 }
 
+/**
+ * The check the edge runs on each address it is about to connect to. Edge threads load it by name
+ * (a function cannot be sent to a thread), so it takes plain data.
+ */
+export function edgeAddressGuard(privateRanges: 'allow' | 'deny'): (address: string) => boolean {
+  return privateRanges === 'deny'
+    ? (address) => !isForbiddenAddress(address) && !isPrivateAddress(address)
+    : (address) => !isForbiddenAddress(address);
+}
+
 function refuse(code: string, message: string): Problem {
   return new Problem(code, 422, message, { errors: [{ path: 'hostname', message }] });
 }

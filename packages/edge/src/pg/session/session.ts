@@ -60,7 +60,7 @@ interface Capture {
   tables: string[];
   fingerprint: string;
   policy: CachePolicy;
-  askedEpoch: number;
+  askedEpoch: bigint;
   extended: boolean;
   pieces: Buffer[];
   bytes: number;
@@ -165,7 +165,7 @@ export class PgSession implements BackendFrameSink {
   #teardown(): void {
     this.#step = { kind: 'closed' };
     this.#origin?.destroy();
-    if (this.#cancelKey !== null) this.#runtime.forgetCancelKey(this.#cancelKey);
+    if (this.#cancelKey !== null) this.#runtime.cancelKeys.forget(this.#cancelKey);
     // Sessions waiting on a miss this one leads must not wait forever.
     for (const exchange of this.#queue) {
       if (exchange.capture?.leader === true)
@@ -265,13 +265,18 @@ export class PgSession implements BackendFrameSink {
     this.#attachClient(secure);
   }
 
+  // The key may belong to a session of another thread: the directory answers for all of them.
   #forwardCancel(frame: Buffer): void {
     const key = frame.toString('hex', 8);
-    const target = this.#runtime.cancelTarget(key);
-    if (target === undefined) return;
-    const socket = net.connect({ host: target.hostname, port: target.port });
-    socket.on('error', () => socket.destroy());
-    socket.on('connect', () => socket.end(frame));
+    this.#runtime.cancelKeys.lookup(key).then(
+      (target) => {
+        if (target === undefined) return;
+        const socket = net.connect({ host: target.hostname, port: target.port });
+        socket.on('error', () => socket.destroy());
+        socket.on('connect', () => socket.end(frame));
+      },
+      (error: unknown) => this.#runtime.logger.warn({ err: error }, 'could not forward a cancel'),
+    );
   }
 
   async #connect(startup: StartupMessage): Promise<void> {
@@ -1051,7 +1056,7 @@ export class PgSession implements BackendFrameSink {
       }
       case codes.BackendKeyData: {
         this.#cancelKey = buffer.toString('hex', start + 5, end);
-        this.#runtime.rememberCancelKey(this.#cancelKey, this.#target as OriginTarget);
+        this.#runtime.cancelKeys.remember(this.#cancelKey, this.#target as OriginTarget);
         break;
       }
       case codes.ParameterStatus:

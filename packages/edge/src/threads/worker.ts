@@ -1,0 +1,104 @@
+// The entry of one edge worker thread: its own runtime, result store and listener on the shared
+// port (SO_REUSEPORT: the kernel spreads connections over the threads). What must be the same in
+// every thread goes through the host: cache configs and their change notices, cancel keys, logs
+// and stats. Write epochs live in shared memory, so invalidation needs no message at all.
+import { parentPort, workerData } from 'node:worker_threads';
+import { EpochTable } from '../cache/epochs.ts';
+import type { EdgeCacheConfig, EdgeConfigSource } from '../control/config.ts';
+import { PgEdgeServer } from '../pg/server.ts';
+import { loadSqlParser } from '../pg/sql/analyze.ts';
+import { EdgeRuntime, type EdgeLogger } from '../runtime.ts';
+import type { AddressGuard, OriginTarget } from '../upstream/origin.ts';
+import { Channel } from './channel.ts';
+import type { EdgeWorkerData, WorkerReport } from './pool.ts';
+
+const data = workerData as EdgeWorkerData;
+const listeners = new Set<(cacheId: string | null) => void>();
+let stop: () => Promise<void> = async () => {};
+
+const channel = new Channel(parentPort as NonNullable<typeof parentPort>, {
+  changed: (cacheId: string | null) => {
+    for (const listener of listeners) listener(cacheId);
+  },
+  report: (): WorkerReport => ({
+    deltas: [...runtime.allStats()].flatMap((stats) => stats.drain() ?? []),
+    cacheBytes: runtime.results.bytes,
+    entries: runtime.results.size,
+    sessions: server.sessionCount,
+  }),
+  close: () => stop(),
+});
+
+const source: EdgeConfigSource = {
+  loadCache: (id) => channel.request<EdgeCacheConfig | null>('load', id),
+  subscribe(listener) {
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  },
+};
+
+// Log records cross to the host as plain data: an error keeps its name, message, code and stack.
+function plain(obj: object): object {
+  const out: Record<string, unknown> = { worker: data.index };
+  for (const [name, value] of Object.entries(obj)) {
+    out[name] =
+      value instanceof Error
+        ? {
+            type: value.name,
+            message: value.message,
+            code: (value as { code?: unknown }).code,
+            stack: value.stack,
+          }
+        : value;
+  }
+  return out;
+}
+const log =
+  (level: keyof EdgeLogger) =>
+  (obj: object, msg?: string): void => {
+    try {
+      channel.notify('log', { level, obj: plain(obj), msg });
+    } catch {
+      channel.notify('log', { level, obj: { worker: data.index }, msg });
+    }
+  };
+const logger: EdgeLogger = {
+  info: log('info'),
+  warn: log('warn'),
+  error: log('error'),
+  debug: log('debug'),
+};
+
+async function loadGuard(): Promise<AddressGuard | null> {
+  if (data.guard === null) return null;
+  const module = (await import(data.guard.module)) as Record<string, unknown>;
+  const factory = module[data.guard.name] as (argument: unknown) => AddressGuard;
+  return factory(data.guard.argument);
+}
+
+await loadSqlParser();
+const runtime = new EdgeRuntime({
+  source,
+  cacheMaxBytes: data.cacheMaxBytes,
+  guard: await loadGuard(),
+  logger,
+  epochs: new EpochTable(data.epochs),
+  cancelKeys: {
+    remember: (key: string, target: OriginTarget) => channel.notify('remember', { key, target }),
+    forget: (key: string) => channel.notify('forget', key),
+    lookup: (key: string) => channel.request<OriginTarget | undefined>('lookup', key),
+  },
+});
+const server = new PgEdgeServer({
+  runtime,
+  host: data.host,
+  port: data.port,
+  tls: data.tls,
+  reusePort: true,
+});
+const address = await server.listen();
+stop = async () => {
+  await server.close();
+  runtime.close();
+};
+channel.notify('listening', address.port);

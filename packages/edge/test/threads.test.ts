@@ -1,0 +1,246 @@
+// The edge on several threads sharing one port: connections spread over the threads, a write
+// through any thread makes every thread's next read fresh at once (shared epochs), cancel keys and
+// config changes reach every thread, and the host's totals add up what each thread counted.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EdgeThreads, type EdgeCacheConfig, type EdgeLogger } from '../src/index.ts';
+import { serialize } from '../src/pg/protocol/index.ts';
+import { StaticConfigSource } from './helpers/static-source.ts';
+
+const ORIGIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const THREADS = 2;
+
+function cacheConfig(id: string, extra: Partial<EdgeCacheConfig> = {}): EdgeCacheConfig {
+  return {
+    id,
+    type: 'postgres',
+    hostname: ORIGIN.host,
+    port: ORIGIN.port,
+    defaultMode: 'auto',
+    defaultTtlSeconds: 60,
+    originTls: 'disable',
+    rules: [],
+    ...extra,
+  };
+}
+
+const id = `cch_${randomBytes(11).toString('hex')}`;
+const table = `edge_threads_${randomBytes(4).toString('hex')}`;
+const logged: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
+const record =
+  (level: string) =>
+  (obj: object, msg?: string): void => {
+    logged.push({ level, obj: obj as Record<string, unknown>, msg });
+  };
+const logger: EdgeLogger = {
+  info: record('info'),
+  warn: record('warn'),
+  error: record('error'),
+  debug: record('debug'),
+};
+
+// A store that can fail to answer for some caches, as a store that is down would.
+class FlakySource extends StaticConfigSource {
+  readonly failing = new Set<string>();
+
+  override async loadCache(cacheId: string): Promise<EdgeCacheConfig | null> {
+    if (this.failing.has(cacheId)) throw new Error('the store is not answering');
+    return super.loadCache(cacheId);
+  }
+}
+let source: FlakySource;
+let edge: EdgeThreads;
+let admin: pg.Client;
+const clients: pg.Client[] = [];
+
+async function viaEdge(cache = id): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: edge.port,
+    user: ORIGIN.user,
+    database: ORIGIN.database,
+    application_name: cache,
+  });
+  await client.connect();
+  clients.push(client);
+  return client;
+}
+
+/**
+ * One connection on each thread. The kernel picks the thread of a new connection, so this opens
+ * connections until every thread has gained one, and tells which is which from the sessions each
+ * thread reports.
+ */
+async function oneClientPerThread(): Promise<pg.Client[]> {
+  const mine: (pg.Client | undefined)[] = new Array<pg.Client | undefined>(THREADS);
+  let before = (await edge.collect()).map((report) => report.sessions);
+  for (let attempt = 0; attempt < 64 && mine.includes(undefined); attempt++) {
+    const client = await viaEdge();
+    const after = (await edge.collect()).map((report) => report.sessions);
+    const thread = after.findIndex((sessions, i) => sessions > (before[i] as number));
+    if (thread >= 0 && mine[thread] === undefined) mine[thread] = client;
+    before = after;
+  }
+  expect(mine).not.toContain(undefined);
+  return mine as pg.Client[];
+}
+
+async function totals() {
+  await edge.collect();
+  const { hits, misses, uncacheable } = edge.stats(id);
+  return { hits, misses, uncacheable };
+}
+
+beforeAll(async () => {
+  admin = new pg.Client(ORIGIN);
+  await admin.connect();
+  await admin.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+  await admin.query(`INSERT INTO ${table} VALUES (1, 'one'), (2, 'two')`);
+  source = new FlakySource([cacheConfig(id)]);
+  edge = await EdgeThreads.start({
+    threads: THREADS,
+    host: '127.0.0.1',
+    port: 0,
+    tls: null,
+    cacheMaxBytes: 16 * 1024 * 1024,
+    guard: null,
+    source,
+    logger,
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
+  await edge?.close();
+  await admin?.query(`DROP TABLE IF EXISTS ${table}`);
+  await admin?.end();
+});
+
+describe('the edge on several threads', () => {
+  it('listens on one port with every thread, each serving reads and hits', async () => {
+    expect(edge.threadCount).toBe(THREADS);
+    const perThread = await oneClientPerThread();
+    const before = await totals();
+    for (const client of perThread) {
+      const sql = `SELECT v FROM ${table} WHERE id = 2 AND ${perThread.indexOf(client)} >= 0`;
+      expect((await client.query(sql)).rows).toEqual([{ v: 'two' }]);
+      expect((await client.query(sql)).rows).toEqual([{ v: 'two' }]);
+    }
+    const after = await totals();
+    expect(after.hits - before.hits).toBe(THREADS);
+    expect(after.misses - before.misses).toBe(THREADS);
+    const reports = await edge.collect();
+    expect(reports.every((report) => report.entries >= 1 && report.cacheBytes > 0)).toBe(true);
+    expect(edge.cacheBytes).toBe(reports.reduce((sum, report) => sum + report.cacheBytes, 0));
+  });
+
+  it("a write through one thread makes the other thread's next read fresh", async () => {
+    const [writer, reader] = await oneClientPerThread();
+    const read = `SELECT v FROM ${table} WHERE id = 1`;
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'one' }]);
+    const { hits } = await totals();
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'one' }]);
+    expect((await totals()).hits).toBe(hits + 1);
+    await writer!.query(`UPDATE ${table} SET v = 'uno' WHERE id = 1`);
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'uno' }]);
+    // And back the other way: the reader's thread writes, the writer's thread had it cached.
+    expect((await writer!.query(read)).rows).toEqual([{ v: 'uno' }]);
+    expect((await writer!.query(read)).rows).toEqual([{ v: 'uno' }]);
+    await reader!.query(`UPDATE ${table} SET v = 'eins' WHERE id = 1`);
+    expect((await writer!.query(read)).rows).toEqual([{ v: 'eins' }]);
+  });
+
+  it('a write in a transaction reaches the other thread at COMMIT, and a ROLLBACK drops nothing', async () => {
+    const [writer, reader] = await oneClientPerThread();
+    const read = `SELECT v FROM ${table} WHERE id = 2`;
+    await reader!.query(read);
+    await writer!.query('BEGIN');
+    await writer!.query(`UPDATE ${table} SET v = 'deux' WHERE id = 2`);
+    await writer!.query('ROLLBACK');
+    const { hits } = await totals();
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'two' }]);
+    expect((await totals()).hits).toBe(hits + 1);
+    await writer!.query('BEGIN');
+    await writer!.query(`UPDATE ${table} SET v = 'zwei' WHERE id = 2`);
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'two' }]);
+    await writer!.query('COMMIT');
+    expect((await reader!.query(read)).rows).toEqual([{ v: 'zwei' }]);
+  });
+
+  // The kernel picks the thread of each cancel connection: over eight cancels, some land on the
+  // thread that holds the session and some on the other (all on one: 1 chance in 128).
+  it('a CancelRequest cancels the query whichever thread receives it', async () => {
+    const perThread = await oneClientPerThread();
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const client = perThread[attempt % THREADS] as pg.Client;
+      const running = client.query('SELECT pg_sleep(5)');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const { processID, secretKey } = client as unknown as {
+        processID: number;
+        secretKey: number;
+      };
+      const socket = net.connect({ host: '127.0.0.1', port: edge.port });
+      socket.on('error', () => undefined);
+      socket.end(serialize.cancelRequest(processID, secretKey));
+      await expect(running).rejects.toMatchObject({ code: '57014' });
+    }
+  });
+
+  it('a config change reaches every thread: each drops what it had cached', async () => {
+    const perThread = await oneClientPerThread();
+    const read = `SELECT v FROM ${table} WHERE id = 1 AND 'config' = 'config'`;
+    for (const client of perThread) await client.query(read);
+    source.set(cacheConfig(id, { defaultMode: 'off' }));
+    const deadline = Date.now() + 1000;
+    let before = await totals();
+    for (;;) {
+      for (const client of perThread) await client.query(read);
+      const after = await totals();
+      if (after.hits === before.hits && after.uncacheable - before.uncacheable === THREADS) break;
+      expect(Date.now()).toBeLessThan(deadline);
+      before = after;
+    }
+    source.set(cacheConfig(id));
+  });
+
+  it('a deleted cache is refused on every thread', async () => {
+    const gone = `cch_${randomBytes(11).toString('hex')}`;
+    source.set(cacheConfig(gone));
+    await (await viaEdge(gone)).query('SELECT 1');
+    source.delete(gone);
+    // The notice reaches the threads within a second; after that no thread lets anyone in.
+    const deadline = Date.now() + 1000;
+    while (
+      await viaEdge(gone).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    for (let i = 0; i < 8; i++) {
+      await expect(viaEdge(gone)).rejects.toMatchObject({ code: '08004' });
+    }
+  });
+
+  it("the threads log through the host's logger, errors with their message", async () => {
+    const flaky = `cch_${randomBytes(11).toString('hex')}`;
+    source.set(cacheConfig(flaky));
+    source.failing.add(flaky);
+    source.set(cacheConfig(flaky));
+    const deadline = Date.now() + 1000;
+    const reloads = () => logged.filter((entry) => entry.msg === 'could not reload a cache config');
+    while (reloads().length < THREADS) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(new Set(reloads().map((entry) => entry.obj.worker))).toEqual(new Set([0, 1]));
+    expect(reloads()[0]).toMatchObject({
+      level: 'error',
+      obj: { cacheId: flaky, err: { message: 'the store is not answering' } },
+    });
+  });
+});
