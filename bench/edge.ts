@@ -3,7 +3,7 @@
 // caching on; plus single-client latency (pgbench -c 1) of a cache hit beside the same query direct.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -15,6 +15,8 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 10);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const MODES = (process.env.BENCH_MODES ?? 'simple,extended').split(',');
+// The edge's threads (EDGE_THREADS): one per core unless told otherwise.
+const EDGE_THREADS = Number(process.env.BENCH_EDGE_THREADS ?? availableParallelism());
 const DATABASE = 'edgegate_bench';
 const ORIGIN_PORT = 5432;
 const CACHE_OFF = 'cch_benchoff00000000000000';
@@ -170,12 +172,34 @@ class Raw {
   }
 }
 
-// Puts every account's balance in the edge's cache, in the exact form pgbench sends it.
-async function warm(port: number, mode: string): Promise<void> {
+// Puts every account's balance in the edge's cache, in the exact form pgbench sends it. Each thread
+// keeps its own results, so this warms through one connection per thread (the kernel picks a new
+// connection's thread: connections are opened until every thread has one).
+async function warm(edge: Edge, mode: string): Promise<void> {
   const accounts = 100_000 * SCALE;
-  const raw = await Raw.open(port, CACHE_ON);
-  const batch = 1000;
   const started = Date.now();
+  let sessions = (await edgeStats(edge.child)).sessions;
+  const perThread = new Array<Raw | undefined>(sessions.length);
+  const spare: Raw[] = [];
+  for (let attempt = 0; attempt < 64 && perThread.includes(undefined); attempt++) {
+    const raw = await Raw.open(edge.port, CACHE_ON);
+    const now = (await edgeStats(edge.child)).sessions;
+    const gained = now.findIndex((count, i) => count > (sessions[i] as number));
+    if (gained >= 0 && perThread[gained] === undefined) perThread[gained] = raw;
+    else spare.push(raw);
+    sessions = now;
+  }
+  for (const raw of spare) raw.socket.destroy();
+  const warmers = perThread.filter((raw) => raw !== undefined);
+  await Promise.all(warmers.map((raw) => warmThrough(raw, mode, accounts)));
+  for (const raw of warmers) raw.socket.destroy();
+  console.error(
+    `  warmed ${accounts} ${mode} keys on ${warmers.length} thread(s) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+async function warmThrough(raw: Raw, mode: string, accounts: number): Promise<void> {
+  const batch = 1000;
   for (let first = 1; first <= accounts; first += batch) {
     const messages: Buffer[] = [];
     for (let aid = first; aid < first + batch && aid <= accounts; aid++) {
@@ -194,10 +218,6 @@ async function warm(port: number, mode: string): Promise<void> {
     raw.socket.write(Buffer.concat(messages));
     await raw.readies(Math.min(batch, accounts - first + 1));
   }
-  raw.socket.destroy();
-  console.error(
-    `  warmed ${accounts} ${mode} keys in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-  );
 }
 
 const LATENCY_QUERY = 'SELECT abalance FROM pgbench_accounts WHERE aid = 4242;';
@@ -254,6 +274,13 @@ interface EdgeStats {
   misses: number;
   entries: number;
   bytes: number;
+  /** Sessions held by each of the edge's threads. */
+  sessions: number[];
+}
+
+interface Edge {
+  child: ChildProcess;
+  port: number;
 }
 
 async function edgeStats(child: ChildProcess): Promise<EdgeStats> {
@@ -264,10 +291,11 @@ async function edgeStats(child: ChildProcess): Promise<EdgeStats> {
 
 prepareDatabase();
 const passthrough = await startChild('./support/passthrough.ts', [String(ORIGIN_PORT)]);
-const startEdge = () =>
+const startEdge = (threads = EDGE_THREADS): Promise<Edge> =>
   startChild('./support/edge-process.ts', [
     String(ORIGIN_PORT),
     process.env.BENCH_CACHE_MB ?? '1024',
+    String(threads),
   ]);
 // A fresh edge per protocol: its cache then holds that workload's keys only (1M accounts), not
 // the other protocol's too.
@@ -294,7 +322,7 @@ try {
       if (path.endsWith('(cold)') && index % 2 === 1) continue;
       runs.push(pgbench(path, mode, port, app));
     }
-    await warm(edge.port, mode);
+    await warm(edge, mode);
     const before = await edgeStats(edge.child);
     runs.push(pgbench('edge, caching on (warm)', mode, edge.port, CACHE_ON));
     const after = await edgeStats(edge.child);
@@ -303,6 +331,16 @@ try {
     console.error(
       `  warm run: ${hits} hits, ${misses} misses (${((100 * hits) / Math.max(1, hits + misses)).toFixed(1)} % hits), ${after.entries} entries, ${(after.bytes / 1048576).toFixed(0)} MiB`,
     );
+    if (EDGE_THREADS > 1) {
+      // The same edge on one thread, for what the second thread adds.
+      const single = await startEdge(1);
+      try {
+        await warm(single, mode);
+        runs.push(pgbench('edge, caching on (warm), 1 thread', mode, single.port, CACHE_ON));
+      } finally {
+        single.child.kill();
+      }
+    }
     runs.push(pgbench('Postgres direct (again)', mode, ORIGIN_PORT, null));
   }
   console.error('single-client latency (pgbench -c 1, same query), alternated:');
@@ -317,6 +355,8 @@ try {
   const hitLatency = mean(hitRuns);
 
   const lines = [
+    `Edge on ${EDGE_THREADS} thread(s) (EDGE_THREADS) unless the row says otherwise.`,
+    '',
     '| path | mode | TPS | avg latency ms | failed | vs direct | vs pass-through |',
     '|---|---|---|---|---|---|---|',
   ];

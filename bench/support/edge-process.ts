@@ -1,8 +1,20 @@
 // The Postgres edge as its own process for the benchmark, with two caches in front of the origin:
-// one with caching off, one with caching on (auto).
-import { EdgeRuntime, loadSqlParser, PgEdgeServer, type EdgeCacheConfig } from '@edgegate/edge';
+// one with caching off, one with caching on (auto). Its threads (argv[4], EdgeThreads) share the
+// port; with one thread it runs in this process's main thread, as `EDGE_THREADS=1` does.
+import {
+  EdgeRuntime,
+  EdgeThreads,
+  loadSqlParser,
+  PgEdgeServer,
+  type CacheStats,
+  type EdgeCacheConfig,
+} from '@edgegate/edge';
 
-const [originPort, cacheMb] = process.argv.slice(2).map(Number);
+const [originPort, cacheMb, threads] = process.argv.slice(2).map(Number) as [
+  number,
+  number,
+  number,
+];
 export const CACHE_OFF = 'cch_benchoff00000000000000';
 export const CACHE_ON = 'cch_benchon000000000000000';
 
@@ -13,7 +25,7 @@ const caches = new Map<string, EdgeCacheConfig>(
       id,
       type: 'postgres',
       hostname: '127.0.0.1',
-      port: originPort as number,
+      port: originPort,
       defaultMode: id === CACHE_ON ? 'auto' : 'off',
       defaultTtlSeconds: 3600,
       originTls: 'disable',
@@ -22,29 +34,66 @@ const caches = new Map<string, EdgeCacheConfig>(
   ]),
 );
 
-await loadSqlParser();
 const quiet = {
   info() {},
   warn() {},
   debug() {},
   error: (o: object, m?: string) => console.error(m, o),
 };
-const runtime = new EdgeRuntime({
-  source: { loadCache: async (id) => caches.get(id) ?? null, subscribe: () => () => {} },
-  cacheMaxBytes: (cacheMb ?? 1024) * 1024 * 1024,
-  guard: null,
-  logger: quiet,
-});
-const server = new PgEdgeServer({ runtime, host: '127.0.0.1', port: 0, tls: null });
-const address = await server.listen();
-process.stdout.write(JSON.stringify({ port: address.port }) + '\n');
-process.on('message', (message: { stats?: boolean }) => {
-  if (!message.stats) return;
-  const on = runtime.stats(CACHE_ON);
-  process.send?.({
-    hits: on.hits,
-    misses: on.misses,
+const source = {
+  loadCache: async (id: string) => caches.get(id) ?? null,
+  subscribe: () => () => {},
+};
+const cacheMaxBytes = (cacheMb || 1024) * 1024 * 1024;
+
+/** What the bench asks between runs: totals, and the sessions each thread holds. */
+export interface EdgeReport {
+  hits: number;
+  misses: number;
+  entries: number;
+  bytes: number;
+  sessions: number[];
+}
+
+let report: () => Promise<EdgeReport>;
+let port: number;
+if (threads > 1) {
+  const edge = await EdgeThreads.start({
+    threads,
+    host: '127.0.0.1',
+    port: 0,
+    tls: null,
+    cacheMaxBytes,
+    guard: null,
+    source,
+    logger: quiet,
+  });
+  port = edge.port;
+  report = async () => {
+    const reports = await edge.collect();
+    const on: CacheStats = edge.stats(CACHE_ON);
+    return {
+      hits: on.hits,
+      misses: on.misses,
+      entries: reports.reduce((sum, r) => sum + r.entries, 0),
+      bytes: edge.cacheBytes,
+      sessions: reports.map((r) => r.sessions),
+    };
+  };
+} else {
+  await loadSqlParser();
+  const runtime = new EdgeRuntime({ source, cacheMaxBytes, guard: null, logger: quiet });
+  const server = new PgEdgeServer({ runtime, host: '127.0.0.1', port: 0, tls: null });
+  port = (await server.listen()).port;
+  report = async () => ({
+    hits: runtime.stats(CACHE_ON).hits,
+    misses: runtime.stats(CACHE_ON).misses,
     entries: runtime.results.size,
     bytes: runtime.results.bytes,
+    sessions: [server.sessionCount],
   });
+}
+process.stdout.write(JSON.stringify({ port }) + '\n');
+process.on('message', (message: { stats?: boolean }) => {
+  if (message.stats) void report().then((r) => process.send?.(r));
 });
