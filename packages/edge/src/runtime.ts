@@ -48,6 +48,8 @@ export class LocalCancelDirectory implements CancelDirectory {
 export interface RuntimeOptions {
   source: EdgeConfigSource;
   cacheMaxBytes: number;
+  /** Largest result kept (default: 1/16 of cacheMaxBytes). */
+  cacheMaxEntryBytes?: number;
   /** Shared with the edge's other threads, if any. */
   epochs?: EpochTable;
   cancelKeys?: CancelDirectory;
@@ -74,6 +76,9 @@ export class EdgeRuntime {
   constructor(options: RuntimeOptions) {
     this.results = new ResultCache({
       maxBytes: options.cacheMaxBytes,
+      ...(options.cacheMaxEntryBytes === undefined
+        ? {}
+        : { maxEntryBytes: options.cacheMaxEntryBytes }),
       epochs: options.epochs ?? new EpochTable(),
     });
     this.cancelKeys = options.cancelKeys ?? new LocalCancelDirectory();

@@ -243,4 +243,110 @@ describe('the edge on several threads', () => {
       obj: { cacheId: flaky, err: { message: 'the store is not answering' } },
     });
   });
+
+  // SO_REUSEPORT would let a second edge's threads share the port (and its traffic) with this one.
+  it('a second edge on the same port is refused, and this one keeps serving', async () => {
+    await expect(
+      EdgeThreads.start({
+        threads: THREADS,
+        host: '127.0.0.1',
+        port: edge.port,
+        tls: null,
+        cacheMaxBytes: 16 * 1024 * 1024,
+        guard: null,
+        source,
+        logger,
+      }),
+    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    const reports = await edge.collect();
+    expect(reports).toHaveLength(THREADS);
+    expect((await (await viaEdge()).query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+});
+
+describe('an edge thread that dies', () => {
+  const crash = `cch_${randomBytes(11).toString('hex')}`;
+  const alive = `cch_${randomBytes(11).toString('hex')}`;
+  let pool: EdgeThreads;
+  const errors: string[] = [];
+
+  const start = () =>
+    EdgeThreads.start({
+      threads: THREADS,
+      host: '127.0.0.1',
+      port: 0,
+      tls: null,
+      cacheMaxBytes: 16 * 1024 * 1024,
+      guard: {
+        module: new URL('./helpers/crashing-guard.ts', import.meta.url).href,
+        name: 'crashingGuard',
+        argument: null,
+      },
+      source: new StaticConfigSource([
+        cacheConfig(crash, { hostname: '127.0.0.2' }),
+        cacheConfig(alive),
+      ]),
+      logger: { ...logger, error: (_obj, msg) => errors.push(msg ?? '') },
+    });
+
+  const connect = async (cache: string) => {
+    const client = new pg.Client({ ...ORIGIN, port: pool.port, application_name: cache });
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  };
+
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  it('is replaced: its sessions end, the port keeps serving, and the new thread serves too', async () => {
+    pool = await start();
+    const survivor = await connect(alive);
+    await expect(connect(crash)).rejects.toThrow();
+    const deadline = Date.now() + 5000;
+    while (
+      !errors.some((msg) => /stopped \(exit code 3\); starting a new one in 1000 ms/.test(msg))
+    ) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // The thread that held the survivor may have been the one that died; either way the port answers.
+    await survivor.end().catch(() => undefined);
+    while ((await pool.collect()).length < THREADS) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (let i = 0; i < 8; i++) {
+      const client = await connect(alive);
+      expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await client.end();
+    }
+  });
+
+  it('closing while a thread is being replaced stops every thread and frees the port', async () => {
+    const logged = errors.length;
+    await expect(connect(crash)).rejects.toThrow();
+    const deadline = Date.now() + 5000;
+    while (errors.length === logged) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // Close just after the new thread has begun to start (1 s, or 2 s for a second death in a row).
+    const delay = Number(/starting a new one in (\d+) ms/.exec(errors.at(-1) ?? '')?.[1]);
+    expect([1000, 2000]).toContain(delay);
+    await new Promise((resolve) => setTimeout(resolve, delay + 30));
+    const port = pool.port;
+    await pool.close();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await expect(
+      new Promise((resolve, reject) => {
+        const socket = net.connect({ host: '127.0.0.1', port }, () => {
+          socket.destroy();
+          resolve('connected');
+        });
+        socket.on('error', reject);
+      }),
+    ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
 });

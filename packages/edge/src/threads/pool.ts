@@ -2,6 +2,7 @@
 // The host thread keeps what must be one for all of them: the config source (each change notice is
 // passed to every thread), the cancel-key directory, the logger, and the totals of their stats.
 // A thread that dies is replaced; its sessions end with it, the others go on.
+import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { EpochTable } from '../cache/epochs.ts';
 import type { EdgeConfigSource } from '../control/config.ts';
@@ -38,6 +39,7 @@ export interface EdgeWorkerData {
   port: number;
   tls: EdgeThreadsOptions['tls'];
   cacheMaxBytes: number;
+  cacheMaxEntryBytes: number;
   epochs: SharedArrayBuffer;
   guard: GuardSpec | null;
 }
@@ -55,10 +57,40 @@ interface Thread {
   worker: Worker;
   channel: Channel;
   report: Omit<WorkerReport, 'deltas'>;
+  /** The cancel keys of this thread's sessions, forgotten with the thread if it dies. */
+  cancelKeys: Set<string>;
+  listeningSince: number;
 }
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
+// A thread that keeps dying is restarted after 1 s, 2 s, 4 s … up to 30 s.
 const RESTART_DELAY_MS = 1000;
+const MAX_RESTART_DELAY_MS = 30_000;
+// A thread that does not answer within this is left out of a report, or terminated on close.
+const ANSWER_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(promise: Promise<T>, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ANSWER_TIMEOUT_MS);
+    timer.unref();
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Fails when something already listens on host:port. The threads bind with SO_REUSEPORT, which
+ * would let them share the port with another edge's threads (each with its own epochs: a write
+ * through one would leave the other's cache stale); a plain bind first refuses that.
+ */
+function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
 
 export class EdgeThreads {
   readonly #options: EdgeThreadsOptions;
@@ -66,6 +98,9 @@ export class EdgeThreads {
   readonly #cancelKeys = new LocalCancelDirectory();
   readonly #stats = new Map<string, CacheStats>();
   readonly #threads: (Thread | null)[];
+  // Every worker started and not yet exited, listening or not: close() stops them all.
+  readonly #workers = new Set<Worker>();
+  readonly #restarts: number[];
   readonly #unsubscribe: () => void;
   #port: number;
   #closing = false;
@@ -75,6 +110,7 @@ export class EdgeThreads {
     this.#options = options;
     this.#port = options.port;
     this.#threads = new Array<Thread | null>(options.threads).fill(null);
+    this.#restarts = new Array<number>(options.threads).fill(0);
     this.#unsubscribe = options.source.subscribe((cacheId) => {
       for (const thread of this.#threads) thread?.channel.notify('changed', cacheId);
     });
@@ -85,11 +121,16 @@ export class EdgeThreads {
     if (!Number.isInteger(options.threads) || options.threads < 1) {
       throw new RangeError(`threads must be a positive integer, not ${options.threads}`);
     }
+    await checkPortFree(options.host, options.port);
     const pool = new EdgeThreads(options);
     try {
       // The first thread binds (maybe a free port); the others then join that port.
       pool.#port = await pool.#spawn(0);
-      await Promise.all(pool.#threads.slice(1).map((_, i) => pool.#spawn(i + 1)));
+      const others = await Promise.allSettled(
+        pool.#threads.slice(1).map((_, i) => pool.#spawn(i + 1)),
+      );
+      const failed = others.find((result) => result.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     } catch (error) {
       await pool.close();
       throw error;
@@ -138,12 +179,17 @@ export class EdgeThreads {
     this.#unsubscribe();
     await this.collect().catch(() => []);
     await Promise.all(
-      this.#threads.map(async (thread) => {
-        if (thread === null) return;
-        const exited = new Promise((resolve) => thread.worker.once('exit', resolve));
-        await thread.channel.request('close').catch(() => undefined);
-        thread.channel.close('the edge is closing');
-        await thread.worker.terminate();
+      [...this.#workers].map(async (worker) => {
+        const exited = new Promise((resolve) => worker.once('exit', resolve));
+        const thread = this.#threads.find((candidate) => candidate?.worker === worker);
+        // A listening thread ends its sessions first; one still starting is simply stopped.
+        if (thread !== undefined && thread !== null) {
+          await withTimeout(
+            thread.channel.request('close').catch(() => undefined),
+            undefined,
+          );
+        }
+        await worker.terminate();
         await exited;
       }),
     );
@@ -153,7 +199,10 @@ export class EdgeThreads {
     const reports = await Promise.all(
       this.#threads.map(async (thread) => {
         if (thread === null) return null;
-        const report = await thread.channel.request<WorkerReport>('report').catch(() => null);
+        const report = await withTimeout(
+          thread.channel.request<WorkerReport>('report').catch(() => null),
+          null,
+        );
         if (report === null) return null;
         const { deltas, ...held } = report;
         thread.report = held;
@@ -173,26 +222,41 @@ export class EdgeThreads {
       port: this.#port,
       tls: options.tls,
       cacheMaxBytes: Math.floor(options.cacheMaxBytes / options.threads),
+      // The largest result one thread keeps is what one edge would keep: 1/16 of the whole budget.
+      cacheMaxEntryBytes: Math.max(1024, Math.floor(options.cacheMaxBytes / 16)),
       epochs: this.#epochs.buffer,
       guard: options.guard,
     };
     const worker = new Worker(WORKER_URL, { workerData, name: `edge-${index}` });
+    this.#workers.add(worker);
     return new Promise<number>((resolve, reject) => {
       let listening = false;
       const thread: Thread = {
         index,
         worker,
         report: { cacheBytes: 0, entries: 0, sessions: 0 },
+        cancelKeys: new Set(),
+        listeningSince: 0,
         channel: new Channel(worker, {
           listening: (port: number) => {
             listening = true;
+            if (this.#closing) {
+              reject(new Error('the edge is closing'));
+              return;
+            }
             this.#threads[index] = thread;
+            thread.listeningSince = Date.now();
             resolve(port);
           },
           load: (cacheId: string) => options.source.loadCache(cacheId),
-          remember: ({ key, target }: { key: string; target: OriginTarget }) =>
-            this.#cancelKeys.remember(key, target),
-          forget: (key: string) => this.#cancelKeys.forget(key),
+          remember: ({ key, target }: { key: string; target: OriginTarget }) => {
+            thread.cancelKeys.add(key);
+            this.#cancelKeys.remember(key, target);
+          },
+          forget: (key: string) => {
+            thread.cancelKeys.delete(key);
+            this.#cancelKeys.forget(key);
+          },
           lookup: (key: string) => this.#cancelKeys.lookup(key),
           log: ({ level, obj, msg }: { level: keyof EdgeLogger; obj: object; msg?: string }) =>
             options.logger[level](obj, msg),
@@ -203,27 +267,33 @@ export class EdgeThreads {
         else options.logger.error({ err: error, worker: index }, 'an edge thread failed');
       });
       worker.on('exit', (code) => {
+        this.#workers.delete(worker);
         thread.channel.close('the edge thread has stopped');
+        for (const key of thread.cancelKeys) this.#cancelKeys.forget(key);
         if (!listening) {
           reject(new Error(`edge thread ${index} exited with code ${code} before listening`));
           return;
         }
         if (this.#threads[index] === thread) this.#threads[index] = null;
         if (this.#closing) return;
-        options.logger.error(
-          { worker: index, code },
-          `edge thread ${index} stopped; starting a new one in ${RESTART_DELAY_MS} ms`,
-        );
-        setTimeout(() => this.#restart(index), RESTART_DELAY_MS).unref();
+        // Up for a minute: this failure starts again from the shortest delay.
+        if (Date.now() - thread.listeningSince > 60_000) this.#restarts[index] = 0;
+        this.#scheduleRestart(index, `edge thread ${index} stopped (exit code ${code})`);
       });
     });
   }
 
-  #restart(index: number): void {
+  #scheduleRestart(index: number, why: string): void {
     if (this.#closing) return;
-    this.#spawn(index).catch((error: unknown) => {
-      this.#options.logger.error({ err: error, worker: index }, 'could not restart an edge thread');
-      setTimeout(() => this.#restart(index), RESTART_DELAY_MS).unref();
-    });
+    const attempts = this.#restarts[index] ?? 0;
+    const delay = Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** attempts);
+    this.#restarts[index] = attempts + 1;
+    this.#options.logger.error({ worker: index }, `${why}; starting a new one in ${delay} ms`);
+    setTimeout(() => {
+      if (this.#closing) return;
+      this.#spawn(index).catch((error: unknown) =>
+        this.#scheduleRestart(index, `could not restart edge thread ${index}: ${String(error)}`),
+      );
+    }, delay).unref();
   }
 }

@@ -80,6 +80,7 @@ await loadSqlParser();
 const runtime = new EdgeRuntime({
   source,
   cacheMaxBytes: data.cacheMaxBytes,
+  cacheMaxEntryBytes: data.cacheMaxEntryBytes,
   guard: await loadGuard(),
   logger,
   epochs: new EpochTable(data.epochs),
