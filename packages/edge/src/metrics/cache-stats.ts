@@ -118,6 +118,9 @@ export class CacheStats {
   /** Everything since the previous drain; resets the per-template counts. */
   drain(): StatsDelta | null {
     const d = this.#drained;
+    // Nothing finished since the last drain: keep everything (a template counted for a query still
+    // in flight is reported with it).
+    if (this.queries === d.hits + d.misses + d.uncacheable) return null;
     const hit = this.hitLatency.counts.map((c, i) => c - (d.hit[i] ?? 0));
     const miss = this.missLatency.counts.map((c, i) => c - (d.miss[i] ?? 0));
     const delta: StatsDelta = {
@@ -140,6 +143,6 @@ export class CacheStats {
       miss: [...this.missLatency.counts],
     };
     for (const t of this.#templates.values()) t.count = 0;
-    return delta.queries === 0 ? null : delta;
+    return delta;
   }
 }
