@@ -42,6 +42,14 @@ export async function connectOrigin(
 }
 
 function tcpConnect(target: OriginTarget, guard: AddressGuard | null): Promise<net.Socket> {
+  // An IP literal is never looked up, so the lookup hook below would not see it: check it here
+  // (the API checked it when the cache was saved, but ORIGIN_PRIVATE may have changed since).
+  const literal = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (guard !== null && net.isIP(literal) !== 0 && !guard(literal)) {
+    return Promise.reject(
+      new OriginError(`the origin ${target.hostname} is a private or reserved address`),
+    );
+  }
   return new Promise((resolve, reject) => {
     const socket = net.connect({
       host: target.hostname,

@@ -4,6 +4,7 @@ import {
   EdgeRuntime,
   loadSqlParser,
   PgEdgeServer,
+  type AddressGuard,
   type EdgeConfigSource,
   type EdgeLogger,
 } from '../../src/index.ts';
@@ -28,12 +29,14 @@ export async function startEdge(options: {
   /** PEM certificate and key: the edge then answers SSLRequest with TLS. */
   tls?: { cert: string | Buffer; key: string | Buffer } | null;
   logger?: EdgeLogger;
+  /** The origin address check (ORIGIN_PRIVATE); none by default. */
+  guard?: AddressGuard | null;
 }): Promise<RunningEdge> {
   await loadSqlParser();
   const runtime = new EdgeRuntime({
     source: options.source,
     cacheMaxBytes: 16 * 1024 * 1024,
-    guard: null,
+    guard: options.guard ?? null,
     logger: options.logger ?? silent,
   });
   const server = new PgEdgeServer({
