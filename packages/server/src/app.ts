@@ -127,6 +127,7 @@ export async function buildApp({
   // What the console pages and the API share to act on caches.
   const resourceDeps = {
     db,
+    reads: store.reads,
     keyring: createKeyring(config.secret, config.previousSecret),
     bus: new EventEmitter(),
     publicUrl: config.publicUrl,

@@ -21,7 +21,10 @@ export function registerGetCaches(app: FastifyInstance, deps: V1Deps) {
     async (request) => {
       const principal = requireScope(request, 'caches:read');
       const { limit, cursor } = request.query;
-      const rows = await listCaches(deps.db, principal, { afterId: decodeCursor(cursor), limit });
+      const rows = await listCaches(deps.reads, principal, {
+        afterId: decodeCursor(cursor),
+        limit,
+      });
       const { items, nextCursor } = toPage(rows, limit);
       return { data: items.map(toCache), nextCursor };
     },
