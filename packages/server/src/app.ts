@@ -127,7 +127,7 @@ export async function buildApp({
   // What the console pages and the API share to act on caches.
   const resourceDeps = {
     db,
-    reads: store.reads,
+    pipelined: store.pipelined,
     keyring: createKeyring(config.secret, config.previousSecret),
     bus: new EventEmitter(),
     publicUrl: config.publicUrl,
@@ -160,13 +160,17 @@ export async function buildApp({
     ...(connectTestTimeoutMs ? { testTimeoutMs: connectTestTimeoutMs } : {}),
   });
 
-  const oauth = createProvider(db, {
-    publicUrl: config.publicUrl,
-    secret: config.secret,
-    accessTokenTtlSeconds: config.accessTokenTtlSeconds ?? 3600,
-    trustProxy: config.trustProxy !== undefined && config.trustProxy !== false,
-    counters,
-  });
+  const oauth = createProvider(
+    db,
+    {
+      publicUrl: config.publicUrl,
+      secret: config.secret,
+      accessTokenTtlSeconds: config.accessTokenTtlSeconds ?? 3600,
+      trustProxy: config.trustProxy !== undefined && config.trustProxy !== false,
+      counters,
+    },
+    store.pipelined,
+  );
   app.decorate('oauth', oauth);
   app.addHook('onClose', async () => oauth.dispose());
   mountProvider(app, oauth.provider);

@@ -1,4 +1,4 @@
-// The pool behind `store.reads` on Postgres: single statements that need no session state and no
+// The pool behind `store.pipelined` on Postgres: single statements that need no session state and no
 // transaction share a few pipelined connections. Each statement is sent at once instead of waiting
 // for a free connection, and everything sent in one tick leaves in one write, so Postgres reads a
 // batch and answers a batch: on the API's hot reads this halves the cost of a query on both sides.
@@ -52,7 +52,7 @@ export class PipelinedPool {
   /** Sends one statement on the shared connection with the fewest statements in flight. */
   async query(text: string, values: unknown[] | undefined): Promise<PgModule.QueryResult> {
     if (NEEDS_SESSION.test(text)) {
-      throw new Error('store.reads runs single statements only: use store.db for this one');
+      throw new Error('store.pipelined runs single statements only: use store.db for this one');
     }
     const index = this.#leastBusy();
     const slot = (this.#shared[index] ??= this.#open(index));

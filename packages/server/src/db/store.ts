@@ -14,10 +14,10 @@ export type Db = Kysely<Database>;
 export interface Store {
   db: Db;
   /**
-   * For hot single-statement reads (no transaction, no session state): on Postgres they share
-   * pipelined connections; on PGlite this is `db`.
+   * For hot single statements (no transaction, no session state): on Postgres they share
+   * pipelined connections (pipelined-pool.ts); on PGlite this is `db`.
    */
-  reads: Db;
+  pipelined: Db;
   kind: 'pglite' | 'postgres';
   /**
    * LISTENs on a channel: `onNotify` gets each payload (NOTIFY is delivered on commit), and
@@ -49,7 +49,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const { default: pg } = await import('pg');
     // A small pool: on a few cores more Postgres backends mean more context switches, not more work.
-    // `reads` shares two pipelined connections for single statements (pipelined-pool.ts).
+    // `pipelined` shares two pipelined connections for single statements (pipelined-pool.ts).
     const Client = preparingClient(pg);
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, Client });
     pool.on('error', (error) => options.onIdleError?.(error));
@@ -58,13 +58,13 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       () => new Client({ connectionString: options.databaseUrl, pipeline: true }),
       (error) => options.onIdleError?.(error),
     );
-    const reads = new Kysely<Database>({
+    const pipelinedDb = new Kysely<Database>({
       dialect: new PostgresDialect({ pool: pipelined as unknown as PgModule.Pool }),
     });
     const listeners = new Set<() => Promise<void>>();
     return {
       db,
-      reads,
+      pipelined: pipelinedDb,
       kind: 'postgres',
       async listen(channel, onNotify, onGap) {
         const stop = await listenWithReconnect(pg, options, channel, onNotify, onGap);
@@ -76,7 +76,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       },
       async close() {
         await Promise.all([...listeners].map((stop) => stop()));
-        await Promise.all([db.destroy(), reads.destroy()]);
+        await Promise.all([db.destroy(), pipelinedDb.destroy()]);
       },
     };
   }
@@ -90,7 +90,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
   return {
     db,
-    reads: db,
+    pipelined: db,
     kind: 'pglite',
     async listen(channel, onNotify) {
       // One in-process database: nothing can be missed, so no gaps.

@@ -96,7 +96,14 @@ export interface ClientRegistry {
   lookup(clientId: string): Promise<RegisteredClient | undefined>;
 }
 
-export function createAdapterClass(db: Db): {
+/**
+ * `db` serves what needs a transaction (revoking a grant); `pipelined` (store.pipelined) the single
+ * statements of the token and introspection paths.
+ */
+export function createAdapterClass(
+  db: Db,
+  pipelined: Db = db,
+): {
   AdapterClass: new (model: string) => Adapter;
   clients: ClientRegistry;
   /** Stops listening for app changes (when the app closes). */
@@ -108,10 +115,10 @@ export function createAdapterClass(db: Db): {
   async function lookup(clientId: string): Promise<RegisteredClient | undefined> {
     const memo = clientMemo.get(clientId);
     if (memo && Date.now() - memo.at < CLIENT_MEMO_MS) return memo.client;
-    const app = await findAppByClientId(db, clientId);
+    const app = await findAppByClientId(pipelined, clientId);
     let client: RegisteredClient | undefined;
     if (app) {
-      const secretHashes = await listLiveSecretHashes(db, app.id, new Date());
+      const secretHashes = await listLiveSecretHashes(pipelined, app.id, new Date());
       client = {
         metadata: toClientMetadata(app, secretHashes),
         secretHashes,
@@ -148,7 +155,7 @@ export function createAdapterClass(db: Db): {
         };
         const writes = requestState()?.tokenWrites;
         if (writes) writes.inserts.push(row);
-        else await upsertToken(db, row);
+        else await upsertToken(pipelined, row);
         return;
       }
       if (this.model === 'Grant') {
@@ -172,7 +179,7 @@ export function createAdapterClass(db: Db): {
       }
       const deviceCode = this.model === 'DeviceCode';
       const { jti: _jti, ...withoutJti } = payload;
-      await upsertPayload(db, {
+      await upsertPayload(pipelined, {
         model: this.model,
         id: this.payloadKey(id),
         payload: deviceCode ? withoutJti : payload,
@@ -186,7 +193,7 @@ export function createAdapterClass(db: Db): {
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return findClient(id);
       if (HASHED_MODELS.has(this.model)) {
-        const row = await findTokenWithGrant(db, sha256(id), this.model);
+        const row = await findTokenWithGrant(pipelined, sha256(id), this.model);
         if (!row) return undefined;
         const state = requestState();
         if (state && row.grant_id && row.grantPayload) {
@@ -203,18 +210,20 @@ export function createAdapterClass(db: Db): {
       }
       if (this.model === 'Grant') {
         const prefetched = requestState()?.grants.get(id);
-        return prefetched ?? ((await findGrantPayload(db, id)) as AdapterPayload | undefined);
+        return (
+          prefetched ?? ((await findGrantPayload(pipelined, id)) as AdapterPayload | undefined)
+        );
       }
-      const row = await findPayload(db, this.model, { id: this.payloadKey(id) });
+      const row = await findPayload(pipelined, this.model, { id: this.payloadKey(id) });
       return this.fromPayloadRow(row, this.model === 'DeviceCode' ? id : undefined);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return this.fromPayloadRow(await findPayload(db, this.model, { uid }));
+      return this.fromPayloadRow(await findPayload(pipelined, this.model, { uid }));
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      const row = await findPayload(db, this.model, { userCode });
+      const row = await findPayload(pipelined, this.model, { userCode });
       return this.fromPayloadRow(row, row && DEVICE_CODE_HANDLE + row.id);
     }
 
@@ -238,7 +247,7 @@ export function createAdapterClass(db: Db): {
     async consume(id: string): Promise<void> {
       if (!HASHED_MODELS.has(this.model)) {
         // A device code: two polls racing after approval, exactly one gets the tokens.
-        if (!(await consumePayload(db, this.model, this.payloadKey(id))))
+        if (!(await consumePayload(pipelined, this.model, this.payloadKey(id))))
           throw new errors.InvalidGrant(`${this.model} already consumed`);
         return;
       }
@@ -250,21 +259,21 @@ export function createAdapterClass(db: Db): {
         writes.consume = { idHash, model: this.model };
         return;
       }
-      if (!(await consumeToken(db, idHash)))
+      if (!(await consumeToken(pipelined, idHash)))
         throw new errors.InvalidGrant(`${this.model} already consumed`);
     }
 
     async destroy(id: string): Promise<void> {
-      if (HASHED_MODELS.has(this.model)) return deleteToken(db, sha256(id));
+      if (HASHED_MODELS.has(this.model)) return deleteToken(pipelined, sha256(id));
       // The engine destroys a grant only when revoking it (helpers/revoke.js).
       if (this.model === 'Grant')
         return revokeGrant(db, id, { reason: engineRevocationReason(), actorUserId: null });
-      return deletePayload(db, this.model, this.payloadKey(id));
+      return deletePayload(pipelined, this.model, this.payloadKey(id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      if (HASHED_MODELS.has(this.model)) return deleteTokensOfGrant(db, grantId, this.model);
-      return deletePayloadsOfGrant(db, this.model, grantId);
+      if (HASHED_MODELS.has(this.model)) return deleteTokensOfGrant(pipelined, grantId, this.model);
+      return deletePayloadsOfGrant(pipelined, this.model, grantId);
     }
   }
 

@@ -70,8 +70,13 @@ export interface EdgegateProvider {
   dispose: () => void;
 }
 
-export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvider {
-  const { AdapterClass, clients, dispose } = createAdapterClass(db);
+/** `pipelined` (store.pipelined) serves the single statements of the token and introspection paths. */
+export function createProvider(
+  db: Db,
+  settings: OAuthSettings,
+  pipelined: Db = db,
+): EdgegateProvider {
+  const { AdapterClass, clients, dispose } = createAdapterClass(db, pipelined);
   const resource = apiResource(settings.publicUrl);
 
   const configuration: Configuration = {
@@ -211,7 +216,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
     // workspace_id rides with each access token, so introspection returns it.
     extraTokenClaims: async (_ctx, token) => {
       const grantId = 'grantId' in token ? token.grantId : undefined;
-      const workspaceId = grantId ? await findGrantWorkspace(db, grantId) : undefined;
+      const workspaceId = grantId ? await findGrantWorkspace(pipelined, grantId) : undefined;
       if (!workspaceId) throw new errors.InvalidGrant('grant is not bound to a workspace');
       return { workspace_id: workspaceId };
     },
@@ -222,7 +227,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
         : undefined;
       if (
         !(grantId && prefetchedMembership(sub, grantId)) &&
-        !(await accountMayUseGrant(db, sub, grantId))
+        !(await accountMayUseGrant(pipelined, sub, grantId))
       ) {
         return undefined;
       }
@@ -266,7 +271,7 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
         ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
     }
     await next();
-    await flushTokenWrites(db, ctx as KoaContextWithOIDC);
+    await flushTokenWrites(db, pipelined, ctx as KoaContextWithOIDC);
     await afterResponse(ctx as KoaContextWithOIDC);
   });
 
@@ -278,24 +283,24 @@ export function createProvider(db: Db, settings: OAuthSettings): EdgegateProvide
       const grantId = ctx.oidc.entities.Grant?.jti;
       if (grantId) {
         // One (remembered) read gives both; cache_ids only when the user limited the app to some.
-        const binding = await findGrantBinding(db, grantId);
+        const binding = await findGrantBinding(pipelined, grantId);
         if (binding) body.workspace_id = binding.workspaceId;
         if (binding?.cacheIds) body.cache_ids = binding.cacheIds;
-        await touchGrant(db, grantId);
+        await touchGrant(pipelined, grantId);
       }
     } else if (route === 'introspection' && body.active === true) {
       // Refresh tokens carry no workspace claim of their own: take the grant's.
       const grantId =
         ctx.oidc.entities.RefreshToken?.grantId ?? ctx.oidc.entities.AccessToken?.grantId;
       if (typeof body.workspace_id !== 'string' && grantId) {
-        const workspaceId = await findGrantWorkspace(db, grantId);
+        const workspaceId = await findGrantWorkspace(pipelined, grantId);
         if (workspaceId) body.workspace_id = workspaceId;
       }
       // Leaving the workspace ends the grant's power even before anyone revokes it.
       const member =
         typeof body.sub === 'string' &&
         typeof body.workspace_id === 'string' &&
-        (await isMember(db, body.sub, body.workspace_id));
+        (await isMember(pipelined, body.sub, body.workspace_id));
       if (!member) ctx.body = { active: false };
     } else if (route === 'discovery') {
       body.scopes_supported = [

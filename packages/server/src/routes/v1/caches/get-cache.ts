@@ -23,7 +23,7 @@ export function registerGetCache(app: FastifyInstance, deps: V1Deps) {
     },
     async (request, reply) => {
       const principal = requireScope(request, 'caches:read');
-      const row = await getCache(deps.reads, principal, request.params.id, 'caches:read');
+      const row = await getCache(deps.pipelined, principal, request.params.id, 'caches:read');
       setEtag(reply, row.id, row.version);
       return { data: toCache(row) };
     },

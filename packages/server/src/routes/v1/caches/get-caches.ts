@@ -21,7 +21,7 @@ export function registerGetCaches(app: FastifyInstance, deps: V1Deps) {
     async (request) => {
       const principal = requireScope(request, 'caches:read');
       const { limit, cursor } = request.query;
-      const rows = await listCaches(deps.reads, principal, {
+      const rows = await listCaches(deps.pipelined, principal, {
         afterId: decodeCursor(cursor),
         limit,
       });

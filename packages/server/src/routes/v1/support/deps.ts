@@ -7,8 +7,8 @@ import type { Keyring } from '../../../connect/keyring.ts';
 
 export interface V1Deps {
   db: Db;
-  /** store.reads: for single-statement reads on hot GET routes (no transaction, no session). */
-  reads: Db;
+  /** store.pipelined: for single statements on hot routes (no transaction, no session). */
+  pipelined: Db;
   originPolicy: OriginPolicy;
   /** Seals and opens connection and webhook secrets. */
   keyring: Keyring;

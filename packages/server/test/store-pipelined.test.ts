@@ -1,4 +1,4 @@
-// store.reads on Postgres: single statements over shared pipelined connections. Many at once come
+// store.pipelined on Postgres: single statements over shared pipelined connections. Many at once come
 // back right and in their own order, one failing fails alone, statements that need a session are
 // refused, and a shared connection that dies is replaced.
 import { sql } from 'kysely';
@@ -20,9 +20,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const echo = (n: number) => sql<{ n: number }>`SELECT ${n}::int AS n`.execute(store.reads);
+const echo = (n: number) => sql<{ n: number }>`SELECT ${n}::int AS n`.execute(store.pipelined);
 
-describe('store.reads on Postgres', () => {
+describe('store.pipelined on Postgres', () => {
   it('answers hundreds of concurrent statements, each with its own result', async () => {
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => echo(i)));
     expect(results.map((result) => result.rows[0]?.n)).toEqual(
@@ -33,7 +33,7 @@ describe('store.reads on Postgres', () => {
   it('a failing statement fails alone; those sent with it succeed', async () => {
     const outcomes = await Promise.allSettled([
       echo(1),
-      sql`SELECT 1 / 0`.execute(store.reads),
+      sql`SELECT 1 / 0`.execute(store.pipelined),
       echo(3),
     ]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual([
@@ -46,21 +46,21 @@ describe('store.reads on Postgres', () => {
   });
 
   it('sees what store.db committed just before', async () => {
-    await sql`CREATE TABLE reads_probe (v int)`.execute(store.db);
+    await sql`CREATE TABLE pipelined_probe (v int)`.execute(store.db);
     await store.db.transaction().execute(async (trx) => {
-      await sql`INSERT INTO reads_probe VALUES (7)`.execute(trx);
+      await sql`INSERT INTO pipelined_probe VALUES (7)`.execute(trx);
     });
-    expect((await sql`SELECT v FROM reads_probe`.execute(store.reads)).rows).toEqual([{ v: 7 }]);
+    expect((await sql`SELECT v FROM pipelined_probe`.execute(store.pipelined)).rows).toEqual([{ v: 7 }]);
   });
 
   it('refuses what needs a session, saying to use store.db', async () => {
-    await expect(store.reads.transaction().execute(async () => undefined)).rejects.toThrow(
+    await expect(store.pipelined.transaction().execute(async () => undefined)).rejects.toThrow(
       'use store.db',
     );
-    await expect(sql`SELECT pg_advisory_lock(42)`.execute(store.reads)).rejects.toThrow(
+    await expect(sql`SELECT pg_advisory_lock(42)`.execute(store.pipelined)).rejects.toThrow(
       'use store.db',
     );
-    await expect(sql`SET search_path TO nowhere`.execute(store.reads)).rejects.toThrow(
+    await expect(sql`SET search_path TO nowhere`.execute(store.pipelined)).rejects.toThrow(
       'use store.db',
     );
     expect((await echo(5)).rows).toEqual([{ n: 5 }]);
