@@ -50,7 +50,9 @@ describe('store.pipelined on Postgres', () => {
     await store.db.transaction().execute(async (trx) => {
       await sql`INSERT INTO pipelined_probe VALUES (7)`.execute(trx);
     });
-    expect((await sql`SELECT v FROM pipelined_probe`.execute(store.pipelined)).rows).toEqual([{ v: 7 }]);
+    expect((await sql`SELECT v FROM pipelined_probe`.execute(store.pipelined)).rows).toEqual([
+      { v: 7 },
+    ]);
   });
 
   it('refuses what needs a session, saying to use store.db', async () => {
