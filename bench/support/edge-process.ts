@@ -1,14 +1,7 @@
 // The Postgres edge as its own process for the benchmark, with two caches in front of the origin:
-// one with caching off, one with caching on (auto). Its threads (argv[4], EdgeThreads) share the
-// port; with one thread it runs in this process's main thread, as `EDGE_THREADS=1` does.
-import {
-  EdgeRuntime,
-  EdgeThreads,
-  loadSqlParser,
-  PgEdgeServer,
-  type CacheStats,
-  type EdgeCacheConfig,
-} from '@edgegate/edge';
+// one with caching off, one with caching on (auto), on argv[4] threads sharing the port (one runs
+// in this process's main thread, as `EDGE_THREADS=1` does).
+import { startPgEdge, type EdgeCacheConfig } from '@edgegate/edge';
 
 const [originPort, cacheMb, threads] = process.argv.slice(2).map(Number) as [
   number,
@@ -55,45 +48,28 @@ export interface EdgeReport {
   sessions: number[];
 }
 
-let report: () => Promise<EdgeReport>;
-let port: number;
-if (threads > 1) {
-  const edge = await EdgeThreads.start({
-    threads,
-    host: '127.0.0.1',
-    port: 0,
-    tls: null,
-    cacheMaxBytes,
-    guard: null,
-    source,
-    logger: quiet,
-  });
-  port = edge.port;
-  report = async () => {
-    const reports = await edge.collect();
-    const on: CacheStats = edge.stats(CACHE_ON);
-    return {
+const edge = await startPgEdge({
+  threads,
+  host: '127.0.0.1',
+  port: 0,
+  tls: null,
+  cacheMaxBytes,
+  guard: null,
+  source,
+  logger: quiet,
+});
+process.stdout.write(JSON.stringify({ port: edge.port }) + '\n');
+process.on('message', (message: { stats?: boolean }) => {
+  if (!message.stats) return;
+  void edge.collect().then((reports) => {
+    const on = edge.stats(CACHE_ON);
+    const report: EdgeReport = {
       hits: on.hits,
       misses: on.misses,
       entries: reports.reduce((sum, r) => sum + r.entries, 0),
-      bytes: edge.cacheBytes,
+      bytes: edge.cacheBytes(),
       sessions: reports.map((r) => r.sessions),
     };
-  };
-} else {
-  await loadSqlParser();
-  const runtime = new EdgeRuntime({ source, cacheMaxBytes, guard: null, logger: quiet });
-  const server = new PgEdgeServer({ runtime, host: '127.0.0.1', port: 0, tls: null });
-  port = (await server.listen()).port;
-  report = async () => ({
-    hits: runtime.stats(CACHE_ON).hits,
-    misses: runtime.stats(CACHE_ON).misses,
-    entries: runtime.results.size,
-    bytes: runtime.results.bytes,
-    sessions: [server.sessionCount],
+    process.send?.(report);
   });
-}
-process.stdout.write(JSON.stringify({ port }) + '\n');
-process.on('message', (message: { stats?: boolean }) => {
-  if (message.stats) void report().then((r) => process.send?.(r));
 });

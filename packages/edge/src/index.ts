@@ -19,4 +19,7 @@ export type { Analysis, TableRef } from './pg/sql/analyze.ts';
 export { sqlShape } from './pg/sql/shape.ts';
 export type { AddressGuard } from './upstream/origin.ts';
 export { EdgeThreads } from './threads/pool.ts';
-export type { EdgeThreadsOptions, GuardSpec, WorkerReport } from './threads/pool.ts';
+export type { EdgeThreadsOptions, ThreadReport } from './threads/pool.ts';
+export type { GuardSpec } from './threads/guard.ts';
+export { startPgEdge } from './threads/start.ts';
+export type { PgEdge } from './threads/start.ts';

@@ -120,7 +120,7 @@ afterAll(async () => {
 
 describe('the edge on several threads', () => {
   it('listens on one port with every thread, each serving reads and hits', async () => {
-    expect(edge.threadCount).toBe(THREADS);
+    expect(edge.threads).toBe(THREADS);
     const perThread = await oneClientPerThread();
     const before = await totals();
     for (const client of perThread) {
@@ -133,7 +133,7 @@ describe('the edge on several threads', () => {
     expect(after.misses - before.misses).toBe(THREADS);
     const reports = await edge.collect();
     expect(reports.every((report) => report.entries >= 1 && report.cacheBytes > 0)).toBe(true);
-    expect(edge.cacheBytes).toBe(reports.reduce((sum, report) => sum + report.cacheBytes, 0));
+    expect(edge.cacheBytes()).toBe(reports.reduce((sum, report) => sum + report.cacheBytes, 0));
   });
 
   it("a write through one thread makes the other thread's next read fresh", async () => {

@@ -10,14 +10,7 @@ import { CacheStats, type StatsDelta } from '../metrics/cache-stats.ts';
 import { LocalCancelDirectory, type EdgeLogger } from '../runtime.ts';
 import type { OriginTarget } from '../upstream/origin.ts';
 import { Channel } from './channel.ts';
-
-/** A module exporting a function that makes the origin address guard (functions cannot be sent). */
-export interface GuardSpec {
-  /** A file: URL or package specifier the worker can import. */
-  module: string;
-  name: string;
-  argument: unknown;
-}
+import type { GuardSpec } from './guard.ts';
 
 export interface EdgeThreadsOptions {
   threads: number;
@@ -44,19 +37,23 @@ export interface EdgeWorkerData {
   guard: GuardSpec | null;
 }
 
-/** What one thread holds and did since its last report. */
-export interface WorkerReport {
-  deltas: StatsDelta[];
+/** What one thread holds. */
+export interface ThreadReport {
   cacheBytes: number;
   entries: number;
   sessions: number;
+}
+
+/** What a thread sends the host: what it holds, and what it counted since its last report. */
+export interface WorkerReport extends ThreadReport {
+  deltas: StatsDelta[];
 }
 
 interface Thread {
   index: number;
   worker: Worker;
   channel: Channel;
-  report: Omit<WorkerReport, 'deltas'>;
+  report: ThreadReport;
   /** The cancel keys of this thread's sessions, forgotten with the thread if it dies. */
   cancelKeys: Set<string>;
   listeningSince: number;
@@ -104,7 +101,7 @@ export class EdgeThreads {
   readonly #unsubscribe: () => void;
   #port: number;
   #closing = false;
-  #collecting: Promise<WorkerReport[]> | null = null;
+  #collecting: Promise<ThreadReport[]> | null = null;
 
   private constructor(options: EdgeThreadsOptions) {
     this.#options = options;
@@ -142,7 +139,7 @@ export class EdgeThreads {
     return this.#port;
   }
 
-  get threadCount(): number {
+  get threads(): number {
     return this.#threads.length;
   }
 
@@ -161,7 +158,7 @@ export class EdgeThreads {
   }
 
   /** Bytes held by the threads' result stores, as of the last `collect`. */
-  get cacheBytes(): number {
+  cacheBytes(): number {
     return this.#threads.reduce((sum, thread) => sum + (thread?.report.cacheBytes ?? 0), 0);
   }
 
@@ -169,7 +166,7 @@ export class EdgeThreads {
    * Asks every thread what it counted since it was last asked and adds it to the totals; returns
    * each thread's report. Concurrent callers share one round.
    */
-  collect(): Promise<WorkerReport[]> {
+  collect(): Promise<ThreadReport[]> {
     this.#collecting ??= this.#collectOnce().finally(() => (this.#collecting = null));
     return this.#collecting;
   }
@@ -195,7 +192,7 @@ export class EdgeThreads {
     );
   }
 
-  async #collectOnce(): Promise<WorkerReport[]> {
+  async #collectOnce(): Promise<ThreadReport[]> {
     const reports = await Promise.all(
       this.#threads.map(async (thread) => {
         if (thread === null) return null;
@@ -207,7 +204,7 @@ export class EdgeThreads {
         const { deltas, ...held } = report;
         thread.report = held;
         for (const delta of deltas) this.stats(delta.cacheId).absorb(delta);
-        return report;
+        return held;
       }),
     );
     return reports.filter((report) => report !== null);

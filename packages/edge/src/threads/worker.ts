@@ -8,8 +8,9 @@ import type { EdgeCacheConfig, EdgeConfigSource } from '../control/config.ts';
 import { PgEdgeServer } from '../pg/server.ts';
 import { loadSqlParser } from '../pg/sql/analyze.ts';
 import { EdgeRuntime, type EdgeLogger } from '../runtime.ts';
-import type { AddressGuard, OriginTarget } from '../upstream/origin.ts';
+import type { OriginTarget } from '../upstream/origin.ts';
 import { Channel } from './channel.ts';
+import { loadGuard } from './guard.ts';
 import type { EdgeWorkerData, WorkerReport } from './pool.ts';
 
 const data = workerData as EdgeWorkerData;
@@ -69,19 +70,12 @@ const logger: EdgeLogger = {
   debug: log('debug'),
 };
 
-async function loadGuard(): Promise<AddressGuard | null> {
-  if (data.guard === null) return null;
-  const module = (await import(data.guard.module)) as Record<string, unknown>;
-  const factory = module[data.guard.name] as (argument: unknown) => AddressGuard;
-  return factory(data.guard.argument);
-}
-
 await loadSqlParser();
 const runtime = new EdgeRuntime({
   source,
   cacheMaxBytes: data.cacheMaxBytes,
   cacheMaxEntryBytes: data.cacheMaxEntryBytes,
-  guard: await loadGuard(),
+  guard: await loadGuard(data.guard),
   logger,
   epochs: new EpochTable(data.epochs),
   cancelKeys: {

@@ -2,14 +2,7 @@
 // metric samples written back to it, Prometheus series in the given registry. With EDGE_THREADS
 // above 1 the edge runs on that many threads sharing the port; this thread then only feeds them.
 import { readFileSync } from 'node:fs';
-import {
-  EdgeRuntime,
-  EdgeThreads,
-  loadSqlParser,
-  PgEdgeServer,
-  type CacheStats,
-  type StatsDelta,
-} from '@edgegate/edge';
+import { startPgEdge, type PgEdge, type StatsDelta } from '@edgegate/edge';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
@@ -20,15 +13,7 @@ import { edgeAddressGuard } from '../services/origin-guard.ts';
 import { registerEdgeMetrics } from './prometheus.ts';
 
 /** What the control plane reads from a running edge, however many threads it has. */
-export interface EdgeCounters {
-  /** Per-cache totals (with threads: as of the last `collect`). */
-  allStats(): Iterable<CacheStats>;
-  stats(cacheId: string): CacheStats;
-  /** Bytes of cached results held. */
-  cacheBytes(): number;
-  /** Brings the totals up to date (asks every thread); immediate on one thread. */
-  collect(): Promise<void>;
-}
+export type EdgeCounters = Pick<PgEdge, 'allStats' | 'stats' | 'cacheBytes' | 'collect'>;
 
 export interface RunningEdge extends EdgeCounters {
   port: number;
@@ -40,13 +25,11 @@ export interface RunningEdge extends EdgeCounters {
 
 export const METRICS_FLUSH_MS = 10_000;
 
-type EdgeConfig = Pick<
-  Config,
-  'host' | 'edgePgPort' | 'edgeTls' | 'edgeCacheMaxMb' | 'edgeThreads' | 'originPrivate'
->;
-
 export async function startEdge(
-  config: EdgeConfig,
+  config: Pick<
+    Config,
+    'host' | 'edgePgPort' | 'edgeTls' | 'edgeCacheMaxMb' | 'edgeThreads' | 'originPrivate'
+  >,
   store: Store,
   logger: Logger,
   registry: Registry | null,
@@ -54,9 +37,30 @@ export async function startEdge(
   const source = createStoreConfigSource(store);
   await source.start();
   const log = logger.child({ component: 'edge' });
-  let edge: EdgeCounters & { port: number; stop(): Promise<void> };
+  let edge: PgEdge;
   try {
-    edge = await listen(config, source, log);
+    edge = await startPgEdge({
+      threads: config.edgeThreads,
+      host: config.host,
+      port: config.edgePgPort,
+      tls:
+        config.edgeTls === null
+          ? null
+          : {
+              cert: readFileSync(config.edgeTls.certFile, 'utf8'),
+              key: readFileSync(config.edgeTls.keyFile, 'utf8'),
+            },
+      cacheMaxBytes: config.edgeCacheMaxMb * 1024 * 1024,
+      // The API checked the hostname when the cache was saved; DNS can change since, so the
+      // addresses are checked again at every connect.
+      guard: {
+        module: new URL('../services/origin-guard.ts', import.meta.url).href,
+        name: edgeAddressGuard.name,
+        argument: config.originPrivate,
+      },
+      source,
+      logger: log,
+    });
   } catch (error) {
     await source.stop();
     throw error;
@@ -82,14 +86,14 @@ export async function startEdge(
       port: edge.port,
       tls: config.edgeTls !== null,
       cacheMaxMb: config.edgeCacheMaxMb,
-      threads: config.edgeThreads,
+      threads: edge.threads,
     },
     `Edgegate Postgres edge listening on ${config.host}:${edge.port}` +
-      (config.edgeThreads > 1 ? ` (${config.edgeThreads} threads)` : ''),
+      (edge.threads > 1 ? ` (${edge.threads} threads)` : ''),
   );
   return {
     port: edge.port,
-    threads: config.edgeThreads,
+    threads: edge.threads,
     allStats: () => edge.allStats(),
     stats: (cacheId) => edge.stats(cacheId),
     cacheBytes: () => edge.cacheBytes(),
@@ -97,71 +101,9 @@ export async function startEdge(
     flushMetrics,
     async close() {
       clearInterval(timer);
-      await edge.stop();
+      await edge.close();
       await flushMetrics().catch(() => {});
       await source.stop();
-    },
-  };
-}
-
-// The edge's listener(s): in this thread, or on EDGE_THREADS worker threads.
-async function listen(
-  config: EdgeConfig,
-  source: ReturnType<typeof createStoreConfigSource>,
-  log: Logger,
-): Promise<EdgeCounters & { port: number; stop(): Promise<void> }> {
-  const tls =
-    config.edgeTls === null
-      ? null
-      : {
-          cert: readFileSync(config.edgeTls.certFile, 'utf8'),
-          key: readFileSync(config.edgeTls.keyFile, 'utf8'),
-        };
-  const cacheMaxBytes = config.edgeCacheMaxMb * 1024 * 1024;
-  if (config.edgeThreads > 1) {
-    const threads = await EdgeThreads.start({
-      threads: config.edgeThreads,
-      host: config.host,
-      port: config.edgePgPort,
-      tls,
-      cacheMaxBytes,
-      // The API checked the hostname when the cache was saved; DNS can change since, so the
-      // addresses are checked again at every connect.
-      guard: {
-        module: new URL('../services/origin-guard.ts', import.meta.url).href,
-        name: edgeAddressGuard.name,
-        argument: config.originPrivate,
-      },
-      source,
-      logger: log,
-    });
-    return {
-      port: threads.port,
-      allStats: () => threads.allStats(),
-      stats: (cacheId) => threads.stats(cacheId),
-      cacheBytes: () => threads.cacheBytes,
-      collect: async () => void (await threads.collect()),
-      stop: () => threads.close(),
-    };
-  }
-  await loadSqlParser();
-  const runtime = new EdgeRuntime({
-    source,
-    cacheMaxBytes,
-    guard: edgeAddressGuard(config.originPrivate),
-    logger: log,
-  });
-  const server = new PgEdgeServer({ runtime, host: config.host, port: config.edgePgPort, tls });
-  const address = await server.listen();
-  return {
-    port: address.port,
-    allStats: () => runtime.allStats(),
-    stats: (cacheId) => runtime.stats(cacheId),
-    cacheBytes: () => runtime.results.bytes,
-    collect: async () => {},
-    async stop() {
-      await server.close();
-      runtime.close();
     },
   };
 }
