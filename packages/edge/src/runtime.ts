@@ -3,7 +3,7 @@
 // threads, each has its own runtime; the epoch table and the cancel keys are what they share.
 import { EpochTable, ResultCache, type CacheEpochs } from './cache/result-cache.ts';
 import { CompiledRules, type EdgeCacheConfig, type EdgeConfigSource } from './control/config.ts';
-import { CacheStats } from './metrics/cache-stats.ts';
+import { StatsByCache, type CacheStats } from './metrics/cache-stats.ts';
 import { StatementMemo } from './pg/session/statement-memo.ts';
 import type { AddressGuard, OriginTarget } from './upstream/origin.ts';
 
@@ -70,7 +70,7 @@ export class EdgeRuntime {
   readonly cancelKeys: CancelDirectory;
   readonly #source: EdgeConfigSource;
   readonly #caches = new Map<string, CacheState>();
-  readonly #stats = new Map<string, CacheStats>();
+  readonly #stats = new StatsByCache();
   readonly #unsubscribe: () => void;
 
   constructor(options: RuntimeOptions) {
@@ -133,16 +133,11 @@ export class EdgeRuntime {
   }
 
   stats(id: string): CacheStats {
-    let stats = this.#stats.get(id);
-    if (stats === undefined) {
-      stats = new CacheStats(id);
-      this.#stats.set(id, stats);
-    }
-    return stats;
+    return this.#stats.get(id);
   }
 
   allStats(): Iterable<CacheStats> {
-    return this.#stats.values();
+    return this.#stats.all();
   }
 
   close(): void {

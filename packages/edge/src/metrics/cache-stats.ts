@@ -146,3 +146,21 @@ export class CacheStats {
     return delta;
   }
 }
+
+/** The stats of every cache one edge (or one of its threads) has served, made on first use. */
+export class StatsByCache {
+  readonly #stats = new Map<string, CacheStats>();
+
+  get(cacheId: string): CacheStats {
+    let stats = this.#stats.get(cacheId);
+    if (stats === undefined) {
+      stats = new CacheStats(cacheId);
+      this.#stats.set(cacheId, stats);
+    }
+    return stats;
+  }
+
+  all(): Iterable<CacheStats> {
+    return this.#stats.values();
+  }
+}

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { EpochTable } from '../cache/epochs.ts';
 import type { EdgeConfigSource } from '../control/config.ts';
-import { CacheStats, type StatsDelta } from '../metrics/cache-stats.ts';
+import { StatsByCache, type CacheStats, type StatsDelta } from '../metrics/cache-stats.ts';
 import { LocalCancelDirectory, type EdgeLogger } from '../runtime.ts';
 import type { OriginTarget } from '../upstream/origin.ts';
 import { Channel } from './channel.ts';
@@ -93,7 +93,7 @@ export class EdgeThreads {
   readonly #options: EdgeThreadsOptions;
   readonly #epochs = new EpochTable();
   readonly #cancelKeys = new LocalCancelDirectory();
-  readonly #stats = new Map<string, CacheStats>();
+  readonly #stats = new StatsByCache();
   readonly #threads: (Thread | null)[];
   // Every worker started and not yet exited, listening or not: close() stops them all.
   readonly #workers = new Set<Worker>();
@@ -145,16 +145,11 @@ export class EdgeThreads {
 
   /** Totals of every thread, as of the last `collect`. */
   stats(cacheId: string): CacheStats {
-    let stats = this.#stats.get(cacheId);
-    if (stats === undefined) {
-      stats = new CacheStats(cacheId);
-      this.#stats.set(cacheId, stats);
-    }
-    return stats;
+    return this.#stats.get(cacheId);
   }
 
   allStats(): Iterable<CacheStats> {
-    return this.#stats.values();
+    return this.#stats.all();
   }
 
   /** Bytes held by the threads' result stores, as of the last `collect`. */
