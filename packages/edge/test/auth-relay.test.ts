@@ -8,6 +8,7 @@ import { TLSSocket } from 'node:tls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeCacheConfig } from '../src/index.ts';
+import { cacheConfig as baseConfig } from './helpers/cache-config.ts';
 import { startEdge, type RunningEdge } from './helpers/edge.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
 import {
@@ -62,16 +63,7 @@ function cacheOn(
   origin: ThrowawayCluster,
   originTls: EdgeCacheConfig['originTls'],
 ): EdgeCacheConfig {
-  return {
-    id,
-    type: 'postgres',
-    hostname: origin.host,
-    port: origin.port,
-    defaultMode: 'auto',
-    defaultTtlSeconds: 60,
-    originTls,
-    rules: [],
-  };
+  return baseConfig(id, { hostname: origin.host, port: origin.port, originTls });
 }
 
 function originOf(cacheId: string): ThrowawayCluster {

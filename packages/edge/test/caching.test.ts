@@ -6,31 +6,20 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryHash, type EdgeCacheConfig, type EdgeRule } from '../src/index.ts';
 import { serialize } from '../src/pg/protocol/index.ts';
+import { cacheConfig as baseConfig, newCacheId } from './helpers/cache-config.ts';
 import { startEdge, type RunningEdge } from './helpers/edge.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
 
 const ORIGIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
 
-function cacheId(): string {
-  return `cch_${randomBytes(16).toString('hex').slice(0, 22)}`;
-}
+const cacheId = newCacheId;
 
 function cacheConfig(
   id: string,
   rules: EdgeRule[] = [],
   extra: Partial<EdgeCacheConfig> = {},
 ): EdgeCacheConfig {
-  return {
-    id,
-    type: 'postgres',
-    hostname: ORIGIN.host,
-    port: ORIGIN.port,
-    defaultMode: 'auto',
-    defaultTtlSeconds: 60,
-    originTls: 'disable',
-    rules,
-    ...extra,
-  };
+  return baseConfig(id, { rules, ...extra });
 }
 
 const schema = `edge_cache_${randomBytes(4).toString('hex')}`;

@@ -1,22 +1,13 @@
 // The edge checks the origin's address at every connect, whether the cache names it by an IP literal
 // or by a host name (DNS may have changed since the API checked it).
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeCacheConfig } from '../src/index.ts';
+import { cacheConfig, newCacheId } from './helpers/cache-config.ts';
 import { startEdge, type RunningEdge } from './helpers/edge.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
 
-const cache = (hostname: string): EdgeCacheConfig => ({
-  id: `cch_${randomBytes(11).toString('hex')}`,
-  type: 'postgres',
-  hostname,
-  port: 5432,
-  defaultMode: 'auto',
-  defaultTtlSeconds: 60,
-  originTls: 'disable',
-  rules: [],
-});
+const cache = (hostname: string) => cacheConfig(newCacheId(), { hostname });
 
 // As ORIGIN_PRIVATE=deny would: loopback is refused.
 const notLoopback = (address: string) => address !== '127.0.0.1' && address !== '::1';

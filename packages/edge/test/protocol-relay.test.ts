@@ -9,27 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeCacheConfig } from '../src/index.ts';
 import { BackendParser, dataRowText, dataRowValues, serialize } from '../src/pg/protocol/index.ts';
 import type { BackendMessage } from '../src/pg/protocol/index.ts';
+import { cacheConfig as baseConfig, newCacheId } from './helpers/cache-config.ts';
 import { startEdge, type RunningEdge } from './helpers/edge.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
 
 const ORIGIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' } as const;
-const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-function newCacheId(): string {
-  return `cch_${[...randomBytes(22)].map((byte) => ALPHANUMERIC[byte % 62]).join('')}`;
-}
 
 function cacheConfig(id: string, defaultMode: 'auto' | 'off'): EdgeCacheConfig {
-  return {
-    id,
-    type: 'postgres',
-    hostname: ORIGIN.host,
-    port: ORIGIN.port,
-    defaultMode,
-    defaultTtlSeconds: 60,
-    originTls: 'disable',
-    rules: [],
-  };
+  return baseConfig(id, { defaultMode });
 }
 
 function suffix(): string {

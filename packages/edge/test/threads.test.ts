@@ -7,26 +7,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EdgeThreads, type EdgeCacheConfig, type EdgeLogger } from '../src/index.ts';
 import { serialize } from '../src/pg/protocol/index.ts';
+import { cacheConfig, LOCAL_POSTGRES, newCacheId } from './helpers/cache-config.ts';
 import { StaticConfigSource } from './helpers/static-source.ts';
 
-const ORIGIN = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const ORIGIN = LOCAL_POSTGRES;
 const THREADS = 2;
 
-function cacheConfig(id: string, extra: Partial<EdgeCacheConfig> = {}): EdgeCacheConfig {
-  return {
-    id,
-    type: 'postgres',
-    hostname: ORIGIN.host,
-    port: ORIGIN.port,
-    defaultMode: 'auto',
-    defaultTtlSeconds: 60,
-    originTls: 'disable',
-    rules: [],
-    ...extra,
-  };
-}
-
-const id = `cch_${randomBytes(11).toString('hex')}`;
+const id = newCacheId();
 const table = `edge_threads_${randomBytes(4).toString('hex')}`;
 const logged: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
 const record =
@@ -206,7 +193,7 @@ describe('the edge on several threads', () => {
   });
 
   it('a deleted cache is refused on every thread', async () => {
-    const gone = `cch_${randomBytes(11).toString('hex')}`;
+    const gone = newCacheId();
     source.set(cacheConfig(gone));
     await (await viaEdge(gone)).query('SELECT 1');
     source.delete(gone);
@@ -227,7 +214,7 @@ describe('the edge on several threads', () => {
   });
 
   it("the threads log through the host's logger, errors with their message", async () => {
-    const flaky = `cch_${randomBytes(11).toString('hex')}`;
+    const flaky = newCacheId();
     source.set(cacheConfig(flaky));
     source.failing.add(flaky);
     source.set(cacheConfig(flaky));
@@ -265,8 +252,8 @@ describe('the edge on several threads', () => {
 });
 
 describe('an edge thread that dies', () => {
-  const crash = `cch_${randomBytes(11).toString('hex')}`;
-  const alive = `cch_${randomBytes(11).toString('hex')}`;
+  const crash = newCacheId();
+  const alive = newCacheId();
   let pool: EdgeThreads;
   const errors: string[] = [];
 
