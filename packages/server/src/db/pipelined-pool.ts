@@ -1,7 +1,8 @@
 // The pool behind `store.pipelined` on Postgres: single statements that need no session state and no
 // transaction share a few pipelined connections. Each statement is sent at once instead of waiting
-// for a free connection, and everything sent in one tick leaves in one write, so Postgres reads a
-// batch and answers a batch: on the API's hot reads this halves the cost of a query on both sides.
+// for a free connection, and everything sent in one turn of the event loop (the statements of all
+// the requests that arrived together) leaves in one write, so Postgres reads a batch and answers a
+// batch: on the API's hot reads this halves the cost of a query on both sides.
 // Anything that needs a session (a transaction, an advisory lock, SET) uses `store.db`.
 import type PgModule from 'pg';
 
@@ -59,14 +60,15 @@ export class PipelinedPool {
     slot.inFlight += 1;
     try {
       const client = await slot.client;
-      // One write per tick: pg writes each statement as it is queued; held until the tick ends,
-      // they leave together (`stream` is pg's socket, which pg itself corks around each statement).
+      // One write per turn of the event loop: pg writes each statement as it is queued; held
+      // until the loop has run every callback of this turn (setImmediate), they leave together.
+      // `stream` is pg's socket, which pg itself corks around each statement.
       const stream = (client as unknown as { connection?: { stream?: Corkable } }).connection
         ?.stream;
       if (!slot.corked && stream !== undefined) {
         slot.corked = true;
         stream.cork();
-        process.nextTick(() => {
+        setImmediate(() => {
           slot.corked = false;
           stream.uncork();
         });

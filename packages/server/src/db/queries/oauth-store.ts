@@ -1,5 +1,6 @@
 // SQL behind the OAuth engine's adapter: hashed bearer artefacts, grants and other payloads.
 import { sql, type SelectQueryBuilder } from 'kysely';
+import { compiledOnce, type Param } from '../compiled-once.ts';
 import type { Db } from '../store.ts';
 import type { Database } from '../schema.ts';
 import { auditOwnedWebhooks } from './webhook-owners.ts';
@@ -45,12 +46,8 @@ export async function findReplayedTokenGrant(
   return row?.grant_id ?? undefined;
 }
 
-/**
- * A token with its grant and whether the grant's user still belongs to the grant's workspace:
- * the three reads of a code or refresh exchange in one round trip.
- */
-export async function findTokenWithGrant(db: Db, idHash: string, kind: string) {
-  return db
+const selectTokenWithGrant = compiledOnce((db, p: Param<{ idHash: string; kind: string }>) =>
+  db
     .selectFrom('oauth_tokens as t')
     .leftJoin('oauth_grants as g', 'g.id', 't.grant_id')
     .leftJoin('memberships as m', (join) =>
@@ -65,9 +62,17 @@ export async function findTokenWithGrant(db: Db, idHash: string, kind: string) {
       'g.user_id as grantUserId',
       'm.role',
     ])
-    .where('t.id_hash', '=', idHash)
-    .where('t.kind', '=', kind)
-    .executeTakeFirst();
+    .where('t.id_hash', '=', p('idHash'))
+    .where('t.kind', '=', p('kind'))
+    .compile(),
+);
+
+/**
+ * A token with its grant and whether the grant's user still belongs to the grant's workspace:
+ * the three reads of a code or refresh exchange in one round trip.
+ */
+export async function findTokenWithGrant(db: Db, idHash: string, kind: string) {
+  return (await selectTokenWithGrant(db, { idHash, kind })).rows[0];
 }
 
 /** Marks a token used if nobody did before: the one race-safe step of code and refresh grants. */
@@ -221,6 +226,44 @@ export async function deleteExpiredOAuthRows(db: Db, before: Date) {
   await db.deleteFrom('oauth_grants').where('expires_at', '<', before).execute();
 }
 
+type TokenRow = {
+  idHash: string;
+  kind: string;
+  grantId: string | null;
+  payload: Record<string, unknown>;
+  expiresAt: Date;
+};
+
+/** The insert (with the redemption, if `redeem`) of `count` new tokens, compiled once per shape. */
+function tokenInsert(redeem: boolean, count: number) {
+  return compiledOnce((db, p: Param<Record<string, unknown>>) => {
+    const values = sql.join(
+      Array.from(
+        { length: count },
+        (_, i) =>
+          sql`(${p(`id${i}`)}, ${p(`kind${i}`)}, ${p(`grant${i}`)}::text, ${p(`payload${i}`)}::jsonb, ${p(`expires${i}`)}::timestamptz)`,
+      ),
+    );
+    const insert = sql`
+      INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
+      SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)`;
+    return (
+      redeem
+        ? sql<{ id_hash: string }>`
+            WITH redeemed AS (
+              UPDATE oauth_tokens SET consumed_at = now()
+              WHERE id_hash = ${p('consume')} AND consumed_at IS NULL
+              RETURNING id_hash
+            )
+            ${insert}
+            WHERE EXISTS (SELECT 1 FROM redeemed)
+            RETURNING id_hash`
+        : sql<{ id_hash: string }>`${insert} RETURNING id_hash`
+    ).compile(db);
+  });
+}
+const tokenInserts = new Map<string, ReturnType<typeof tokenInsert>>();
+
 /**
  * Redeems `consume` (if given) and stores the new tokens in one statement: either the token was
  * still unused and every new row is written, or nothing is. Returns whether it went through.
@@ -228,36 +271,24 @@ export async function deleteExpiredOAuthRows(db: Db, before: Date) {
 export async function redeemAndInsertTokens(
   db: Db,
   consume: string | undefined,
-  rows: {
-    idHash: string;
-    kind: string;
-    grantId: string | null;
-    payload: Record<string, unknown>;
-    expiresAt: Date;
-  }[],
+  rows: TokenRow[],
 ): Promise<boolean> {
   if (rows.length === 0) return consume ? consumeToken(db, consume) : true;
-  const values = sql.join(
-    rows.map(
-      (r) =>
-        sql`(${r.idHash}, ${r.kind}, ${r.grantId}::text, ${JSON.stringify(r.payload)}::jsonb, ${r.expiresAt.toISOString()}::timestamptz)`,
-    ),
-  );
-  const inserted = consume
-    ? await sql<{ id_hash: string }>`
-        WITH redeemed AS (
-          UPDATE oauth_tokens SET consumed_at = now()
-          WHERE id_hash = ${consume} AND consumed_at IS NULL
-          RETURNING id_hash
-        )
-        INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
-        SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)
-        WHERE EXISTS (SELECT 1 FROM redeemed)
-        RETURNING id_hash`.execute(db)
-    : await sql<{ id_hash: string }>`
-        INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
-        SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)
-        RETURNING id_hash`.execute(db);
+  const shape = `${consume === undefined ? 'insert' : 'redeem'}:${rows.length}`;
+  let statement = tokenInserts.get(shape);
+  if (!statement) {
+    statement = tokenInsert(consume !== undefined, rows.length);
+    tokenInserts.set(shape, statement);
+  }
+  const params: Record<string, unknown> = { consume };
+  rows.forEach((r, i) => {
+    params[`id${i}`] = r.idHash;
+    params[`kind${i}`] = r.kind;
+    params[`grant${i}`] = r.grantId;
+    params[`payload${i}`] = JSON.stringify(r.payload);
+    params[`expires${i}`] = r.expiresAt.toISOString();
+  });
+  const inserted = await statement(db, params);
   return inserted.rows.length === rows.length;
 }
 
