@@ -1,7 +1,7 @@
 // npm run bench:api: reading caches through the API with a bearer token, on both stores, beside a
 // bare Fastify route measured in the same run.
 import { createTestDatabase } from '../packages/server/test/helpers/stores.ts';
-import { printTable, runLoad, type LoadResult } from './support/load.ts';
+import { printTable, readingCpuOf, runLoad, type LoadResult } from './support/load.ts';
 import { startWorker } from './support/workers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -18,8 +18,11 @@ async function ok(response: {
 
 console.error('baseline: bare Fastify route …');
 const bare = await startWorker(new URL('./support/bare-server.ts', import.meta.url), {});
-const bareResult = await runLoad('bare Fastify GET /hello', bare.url, options, async (pool) =>
-  ok(await pool.request({ path: '/hello', method: 'GET' })),
+const bareResult = await runLoad(
+  'bare Fastify GET /hello',
+  bare.url,
+  readingCpuOf(bare, options),
+  async (pool) => ok(await pool.request({ path: '/hello', method: 'GET' })),
 );
 await bare.stop();
 
@@ -44,22 +47,30 @@ try {
     const headers = { authorization: `Bearer ${accessToken}` };
     rows.push(
       vsBare(
-        await runLoad(`${name}: GET /v1/caches/{id}`, server.url, options, async (pool, worker) =>
-          ok(
-            await pool.request({
-              path: `/v1/caches/${cacheIds[worker % cacheIds.length]}`,
-              method: 'GET',
-              headers,
-            }),
-          ),
+        await runLoad(
+          `${name}: GET /v1/caches/{id}`,
+          server.url,
+          readingCpuOf(server, options),
+          async (pool, worker) =>
+            ok(
+              await pool.request({
+                path: `/v1/caches/${cacheIds[worker % cacheIds.length]}`,
+                method: 'GET',
+                headers,
+              }),
+            ),
         ),
       ),
     );
     if (process.env.BENCH_ONLY !== 'single')
       rows.push(
         vsBare(
-          await runLoad(`${name}: GET /v1/caches?limit=50`, server.url, options, async (pool) =>
-            ok(await pool.request({ path: '/v1/caches?limit=50', method: 'GET', headers })),
+          await runLoad(
+            `${name}: GET /v1/caches?limit=50`,
+            server.url,
+            readingCpuOf(server, options),
+            async (pool) =>
+              ok(await pool.request({ path: '/v1/caches?limit=50', method: 'GET', headers })),
           ),
         ),
       );

@@ -9,6 +9,7 @@ import { accessTokenFor, consentedGrant } from '../../packages/server/test/helpe
 import { insertCache } from '../../packages/server/src/db/queries/caches.ts';
 import { newId } from '../../packages/server/src/services/crypto.ts';
 import { freePort } from '../../packages/server/test/helpers/listening-app.ts';
+import { answerCpuQueries } from './workers.ts';
 
 const { databaseUrl } = workerData as { databaseUrl?: string };
 const store = await openStore({ databaseUrl, dataDir: 'memory://' });
@@ -37,6 +38,7 @@ const grant = await consentedGrant(app, store.db, {
   scopes: ['caches:read', 'metrics:read'],
 });
 
+answerCpuQueries(parentPort!);
 parentPort!.postMessage({ url });
 parentPort!.on(
   'message',

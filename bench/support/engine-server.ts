@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import { parentPort } from 'node:worker_threads';
 import Provider from 'oidc-provider';
+import { answerCpuQueries } from './workers.ts';
 
 const provider = new Provider('http://127.0.0.1', {
   clients: [
@@ -18,6 +19,7 @@ const provider = new Provider('http://127.0.0.1', {
 const server = createServer(provider.callback());
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 const address = server.address();
+answerCpuQueries(parentPort!);
 parentPort!.postMessage({
   url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
 });

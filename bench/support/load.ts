@@ -8,12 +8,27 @@ export interface LoadResult {
   rps: number;
   p50: number;
   p99: number;
+  /** The server thread's CPU time (user + system) per request answered while measuring. */
+  serverCpuUs?: number;
 }
 
 export interface LoadOptions {
   concurrency: number;
   durationMs: number;
   warmupMs?: number;
+  /**
+   * Reads the server thread's CPU time in µs. Throughput on a shared 2-core machine swings with
+   * whatever else the cores do; the CPU a request costs the server swings much less.
+   */
+  serverCpu?: () => Promise<number>;
+}
+
+/** `options` with the server thread's CPU read at the start and end of the measured run. */
+export function readingCpuOf(
+  server: { cpu(): Promise<number> },
+  options: LoadOptions,
+): LoadOptions {
+  return { ...options, serverCpu: () => server.cpu() };
 }
 
 /**
@@ -49,13 +64,17 @@ export async function runLoad(
   await Promise.race([sleep(options.warmupMs ?? 1000), allDone]);
   measuring = true;
   const started = performance.now();
+  const cpuAtStart = options.serverCpu?.();
   await Promise.race([sleep(options.durationMs), allDone]);
   measuring = false;
+  const cpuAtEnd = options.serverCpu?.();
+  const answered = latencies.length + errors;
   const ended = Math.min(performance.now(), Math.max(lastDone, started + 1));
   const elapsed = (ended - started) / 1000;
   stop = true;
   await allDone;
   await pool.close();
+  const cpuUs = cpuAtStart && cpuAtEnd ? (await cpuAtEnd) - (await cpuAtStart) : undefined;
   latencies.sort((a, b) => a - b);
   const pick = (q: number) =>
     latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
@@ -66,11 +85,14 @@ export async function runLoad(
     rps: latencies.length / elapsed,
     p50: pick(0.5),
     p99: pick(0.99),
+    ...(cpuUs === undefined || answered === 0 ? {} : { serverCpuUs: cpuUs / answered }),
   };
 }
 
 export function printTable(rows: (LoadResult & { baseline?: string; ratio?: number })[]) {
+  const withCpu = rows.some((r) => r.serverCpuUs !== undefined);
   const header = ['benchmark', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'ratio', 'vs'];
+  if (withCpu) header.push('server CPU µs/req');
   const lines = rows.map((r) => [
     r.name,
     r.rps.toFixed(0),
@@ -79,6 +101,7 @@ export function printTable(rows: (LoadResult & { baseline?: string; ratio?: numb
     String(r.errors),
     r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
     r.baseline ?? '',
+    ...(withCpu ? [r.serverCpuUs === undefined ? '' : r.serverCpuUs.toFixed(0)] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;

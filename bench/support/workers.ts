@@ -1,32 +1,47 @@
 // Starts a bench server in a worker thread (its own core) and talks to it by messages.
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 
 export interface BenchWorker {
   url: string;
   ask<T>(message: Record<string, unknown>): Promise<T>;
+  /** The worker thread's CPU time so far (user + system), in µs. */
+  cpu(): Promise<number>;
   stop(): Promise<void>;
 }
 
 export async function startWorker(file: URL, data: Record<string, unknown>): Promise<BenchWorker> {
   const worker = new Worker(file, { workerData: data });
-  let pending: ((value: unknown) => void) | undefined;
+  // The worker answers each message with one reply, in order.
+  const pending: ((value: unknown) => void)[] = [];
   const ready = new Promise<string>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (message: { url: string }) => resolve(message.url));
   });
   const url = await ready;
-  worker.on('message', (message) => pending?.(message));
+  worker.on('message', (message) => pending.shift()?.(message));
+  const ask = <T>(message: Record<string, unknown>) =>
+    new Promise<T>((resolve) => {
+      pending.push(resolve as (value: unknown) => void);
+      worker.postMessage(message);
+    });
   return {
     url,
-    ask<T>(message: Record<string, unknown>) {
-      return new Promise<T>((resolve) => {
-        pending = resolve as (value: unknown) => void;
-        worker.postMessage(message);
-      });
+    ask,
+    async cpu() {
+      return (await ask<{ cpuMicros: number }>({ cpu: true })).cpuMicros;
     },
     async stop() {
       worker.postMessage({ stop: true });
       await new Promise((r) => worker.once('exit', r));
     },
   };
+}
+
+/** In a bench server's worker: answers `{cpu: true}` with the thread's CPU time (`cpu()` above). */
+export function answerCpuQueries(port: MessagePort) {
+  port.on('message', (message: { cpu?: boolean }) => {
+    if (!message.cpu) return;
+    const { user, system } = process.threadCpuUsage();
+    port.postMessage({ cpuMicros: user + system });
+  });
 }
