@@ -1,10 +1,8 @@
 // Reference: oidc-provider alone with its in-memory adapter answering refresh_token grants (rotated
 // on use, as Edgegate's are), to show what the engine's own refresh grant costs next to its
 // client_credentials ceiling. Answers `{mint: n}` with n fresh refresh tokens, each on its own grant.
-import { createServer } from 'node:http';
-import { parentPort } from 'node:worker_threads';
 import Provider from 'oidc-provider';
-import { answerCpuQueries } from './workers.ts';
+import { serveOnLoopback } from './workers.ts';
 
 const HOUR = 3600;
 const provider = new Provider('http://127.0.0.1', {
@@ -22,15 +20,8 @@ const provider = new Provider('http://127.0.0.1', {
   ttl: { AccessToken: HOUR, Grant: 24 * HOUR, RefreshToken: 24 * HOUR, IdToken: HOUR },
   features: { devInteractions: { enabled: false } },
 });
-const server = createServer(provider.callback());
-await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-const address = server.address();
-answerCpuQueries(parentPort!);
-parentPort!.postMessage({
-  url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
-});
-parentPort!.on('message', async (message: { stop?: boolean; mint?: number }) => {
-  if (message.stop) server.close(() => process.exit(0));
+const port = await serveOnLoopback(provider.callback());
+port.on('message', async (message: { mint?: number }) => {
   if (!message.mint) return;
   const client = await provider.Client.find('bench');
   if (!client) throw new Error('the bench client is missing');
@@ -48,5 +39,5 @@ parentPort!.on('message', async (message: { stop?: boolean; mint?: number }) => 
     });
     tokens.push(await token.save());
   }
-  parentPort!.postMessage({ tokens });
+  port.postMessage({ tokens });
 });

@@ -1,5 +1,6 @@
 // Starts a bench server in a worker thread (its own core) and talks to it by messages.
-import { Worker, type MessagePort } from 'node:worker_threads';
+import { createServer, type RequestListener } from 'node:http';
+import { parentPort, Worker, type MessagePort } from 'node:worker_threads';
 
 export interface BenchWorker {
   url: string;
@@ -44,4 +45,23 @@ export function answerCpuQueries(port: MessagePort) {
     const { user, system } = process.threadCpuUsage();
     port.postMessage({ cpuMicros: user + system });
   });
+}
+
+/**
+ * In a bench server's worker: serves `handler` on a free loopback port, tells the bench its URL,
+ * answers CPU queries, and closes on `{stop: true}`. Returns the worker's message port for more.
+ */
+export async function serveOnLoopback(handler: RequestListener): Promise<MessagePort> {
+  const port = parentPort!;
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  answerCpuQueries(port);
+  port.postMessage({
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+  });
+  port.on('message', (message: { stop?: boolean }) => {
+    if (message.stop) server.close(() => process.exit(0));
+  });
+  return port;
 }
