@@ -12,17 +12,24 @@ export interface BenchWorker {
 
 export async function startWorker(file: URL, data: Record<string, unknown>): Promise<BenchWorker> {
   const worker = new Worker(file, { workerData: data });
-  // The worker answers each message with one reply, in order.
-  const pending: ((value: unknown) => void)[] = [];
+  // The worker answers each message with one reply, in order; the bench never asks a second
+  // question before the first is answered.
+  const pending: { resolve: (value: unknown) => void; reject: (error: Error) => void }[] = [];
   const ready = new Promise<string>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (message: { url: string }) => resolve(message.url));
   });
   const url = await ready;
-  worker.on('message', (message) => pending.shift()?.(message));
+  worker.on('message', (message) => pending.shift()?.resolve(message));
+  // A worker that fails or exits fails what was asked of it, instead of leaving the bench waiting.
+  const failAll = (error: Error) => {
+    for (const ask of pending.splice(0)) ask.reject(error);
+  };
+  worker.on('error', failAll);
+  worker.on('exit', (code) => failAll(new Error(`the bench worker exited (code ${code})`)));
   const ask = <T>(message: Record<string, unknown>) =>
-    new Promise<T>((resolve) => {
-      pending.push(resolve as (value: unknown) => void);
+    new Promise<T>((resolve, reject) => {
+      pending.push({ resolve: resolve as (value: unknown) => void, reject });
       worker.postMessage(message);
     });
   return {

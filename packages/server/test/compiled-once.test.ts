@@ -9,7 +9,7 @@ import type { Store } from '../src/db/store.ts';
 import { openTestStore, storeKinds } from './helpers/stores.ts';
 
 // One statement shared by both stores below, as in the server: compiled on first use by whichever.
-const probe = compiledOnce((db, p: Param<{ a: number; b: string; c: string | null }>) =>
+const probe = compiledOnce((db, p: Param<{ a: number; b: string; c: string | null | undefined }>) =>
   sql<{
     a: number;
     b: string;
@@ -21,13 +21,24 @@ const probe = compiledOnce((db, p: Param<{ a: number; b: string; c: string | nul
   ),
 );
 
-const token = (idHash: string, payload: Record<string, unknown> = { n: 1 }) => ({
+const token = (
+  idHash: string,
+  payload: Record<string, unknown> = { n: 1 },
+  grantId: string | null = null,
+) => ({
   idHash,
   kind: 'RefreshToken',
-  grantId: null,
+  grantId,
   payload,
   expiresAt: new Date(Date.now() + 60_000),
 });
+
+const tokenRow = (store: Store, idHash: string) =>
+  store.db
+    .selectFrom('oauth_tokens')
+    .select(['grant_id', 'expires_at', 'consumed_at'])
+    .where('id_hash', '=', idHash)
+    .executeTakeFirst();
 
 describe.each(storeKinds)('statements compiled once, on %s', (kind) => {
   let store: Store;
@@ -40,11 +51,17 @@ describe.each(storeKinds)('statements compiled once, on %s', (kind) => {
     await store?.close();
   });
 
-  it('puts each value where its marker went, keeps constants, and passes a missing one as null', async () => {
+  it('puts each value where its marker went, keeps constants, and binds undefined as null', async () => {
     const first = await probe(store.db, { a: 41, b: 'x', c: 'y' });
     expect(first.rows).toEqual([{ a: 41, b: 'x', again: 42, fixed: 'constant', c: 'y' }]);
-    const second = await probe(store.pipelined, { a: 7, b: "it's", c: null });
+    const second = await probe(store.pipelined, { a: 7, b: "it's", c: undefined });
     expect(second.rows).toEqual([{ a: 7, b: "it's", again: 8, fixed: 'constant', c: null }]);
+  });
+
+  it('refuses to run without one of its parameters', async () => {
+    await expect(probe(store.db, { a: 1, b: 'x' } as never)).rejects.toThrow(
+      'without its parameter "c"',
+    );
   });
 
   it('runs inside a transaction', async () => {
@@ -55,9 +72,13 @@ describe.each(storeKinds)('statements compiled once, on %s', (kind) => {
   });
 
   it('stores one or several new tokens, each found again by its digest', async () => {
-    expect(await redeemAndInsertTokens(store.pipelined, undefined, [token(`${kind}-a`)])).toBe(
-      true,
-    );
+    // oauth_tokens.grant_id has no foreign key, so any grant id will do here.
+    const grantId = `grant-${kind}`;
+    const withGrant = token(`${kind}-a`, { n: 1 }, grantId);
+    expect(await redeemAndInsertTokens(store.pipelined, undefined, [withGrant])).toBe(true);
+    const stored = await tokenRow(store, `${kind}-a`);
+    expect(stored?.grant_id).toBe(grantId);
+    expect(new Date(stored!.expires_at).getTime()).toBe(withGrant.expiresAt.getTime());
     expect(
       await redeemAndInsertTokens(store.pipelined, undefined, [
         token(`${kind}-b`, { n: 2 }),
@@ -95,18 +116,44 @@ describe.each(storeKinds)('statements compiled once, on %s', (kind) => {
     const old = await findTokenWithGrant(store.pipelined, `${kind}-old`, 'RefreshToken');
     expect(old?.consumedMsAgo).not.toBeNull();
   });
+
+  it('a redemption whose insert fails writes nothing and leaves the old token unused', async () => {
+    await redeemAndInsertTokens(store.pipelined, undefined, [
+      token(`${kind}-kept`),
+      token(`${kind}-taken`),
+    ]);
+    // The second new token collides with an existing one: the whole statement fails.
+    await expect(
+      redeemAndInsertTokens(store.pipelined, `${kind}-kept`, [
+        token(`${kind}-fresh`),
+        token(`${kind}-taken`),
+      ]),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect((await tokenRow(store, `${kind}-kept`))?.consumed_at).toBeNull();
+    expect(await tokenRow(store, `${kind}-fresh`)).toBeUndefined();
+  });
 });
 
 describe('a statement compiled once', () => {
-  it('refuses a parameter that was not passed whole', async () => {
-    const store = await openTestStore('pglite');
-    try {
-      const broken = compiledOnce((db, p: Param<{ name: string }>) =>
-        sql`SELECT ${`hello ${p('name')}`}::text AS greeting`.compile(db),
-      );
-      await expect(broken(store.db, { name: 'x' })).rejects.toThrow('was not passed whole');
-    } finally {
-      await store.close();
-    }
+  let store: Store;
+
+  beforeAll(async () => {
+    store = await openTestStore('pglite');
+  });
+
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  type Name = Param<{ name: string }>;
+  it.each([
+    ['inside a longer string', (p: Name) => sql`SELECT ${`hello ${p('name')}`}::text`],
+    ['with text after it', (p: Name) => sql`SELECT ${p('name') + '%'}::text`],
+    ['in an array', (p: Name) => sql`SELECT ${[p('name')]}::text[]`],
+    ['in JSON text', (p: Name) => sql`SELECT ${JSON.stringify({ n: p('name') })}::jsonb`],
+    ['in the SQL text', (p: Name) => sql`SELECT ${sql.lit(p('name'))}::text`],
+  ])('refuses a parameter %s', async (_, select) => {
+    const broken = compiledOnce((db, p: Name) => select(p).compile(db));
+    await expect(broken(store.db, { name: 'x' })).rejects.toThrow('was not passed whole');
   });
 });

@@ -7,9 +7,14 @@
 import { CompiledQuery, type QueryResult } from 'kysely';
 import type { Db } from './store.ts';
 
-const MARKER = '\u0000edgegate-parameter:';
+const MARKER = 'edgegate-parameter:';
+const MARKER_PREFIX = `\u0000${MARKER}`;
 
-/** Stands in for a parameter while the statement is built. */
+/**
+ * Stands in for a parameter while the statement is built. Typed as the value for the query
+ * builder's sake, it is really a marker string: pass it whole, as a value (not inside a string,
+ * an array, JSON or an identifier), or the statement is refused when it is compiled.
+ */
 export type Param<P> = <K extends keyof P & string>(name: K) => P[K];
 
 interface Compiled {
@@ -20,8 +25,9 @@ interface Compiled {
 
 /**
  * `build(db, param)` returns the compiled statement, with `param('name')` wherever a value of the
- * caller's goes (as a whole value: a marker inside a larger string or JSON is refused). The result
- * runs the statement on any store with the values in `params`.
+ * caller's goes. The result runs the statement on any store with the values in `params`; every
+ * name the statement uses must be in `params` (`undefined` and `null` both bind NULL: a column is
+ * never left to its DEFAULT the way Kysely's `values()` does for `undefined`).
  */
 export function compiledOnce<P extends Record<string, unknown>, R>(
   build: (db: Db, param: Param<P>) => CompiledQuery<R>,
@@ -29,22 +35,33 @@ export function compiledOnce<P extends Record<string, unknown>, R>(
   let compiled: Compiled | undefined;
   return async (db, params) => {
     compiled ??= compile(db, build);
-    const values = compiled.slots.map((slot) =>
-      'name' in slot ? (params[slot.name] ?? null) : slot.constant,
-    );
+    const values = compiled.slots.map((slot) => {
+      if (!('name' in slot)) return slot.constant;
+      if (!Object.hasOwn(params, slot.name)) {
+        throw new Error(`a compiled-once statement was run without its parameter "${slot.name}"`);
+      }
+      return params[slot.name] ?? null;
+    });
     return (await db.executeQuery(CompiledQuery.raw(compiled.sql, values))) as QueryResult<R>;
   };
 }
 
 function compile<P, R>(db: Db, build: (db: Db, param: Param<P>) => CompiledQuery<R>): Compiled {
-  const query = build(db, ((name: string) => MARKER + name) as Param<P>);
+  const issued = new Map<string, string>();
+  const param = ((name: string) => {
+    const marker = MARKER_PREFIX + name;
+    issued.set(marker, name);
+    return marker;
+  }) as Param<P>;
+  const query = build(db, param);
+  const misplaced = (where: string) =>
+    new Error(`a parameter of a compiled-once statement was not passed whole (${where})`);
+  if (query.sql.includes(MARKER)) throw misplaced('it is in the SQL text');
   const slots = query.parameters.map((value) => {
-    if (typeof value === 'string' && value.startsWith(MARKER)) {
-      return { name: value.slice(MARKER.length) };
-    }
-    if (typeof value === 'string' && value.includes(MARKER)) {
-      throw new Error(`a parameter of a compiled-once statement was not passed whole: ${value}`);
-    }
+    const name = typeof value === 'string' ? issued.get(value) : undefined;
+    if (name !== undefined) return { name };
+    // Catches a marker in a longer string, an array, an object, and JSON text (which escapes NUL).
+    if ((JSON.stringify(value) ?? '').includes(MARKER)) throw misplaced(`in ${String(value)}`);
     return { constant: value };
   });
   return { sql: query.sql, slots };

@@ -234,19 +234,46 @@ type TokenRow = {
   expiresAt: Date;
 };
 
+/** The columns a new token writes, with the type each value is cast to. */
+const TOKEN_COLUMNS = {
+  id_hash: 'text',
+  kind: 'text',
+  grant_id: 'text',
+  payload: 'jsonb',
+  expires_at: 'timestamptz',
+} as const;
+type TokenColumn = keyof typeof TOKEN_COLUMNS;
+const tokenColumnNames = Object.keys(TOKEN_COLUMNS) as TokenColumn[];
+
+function tokenValues(row: TokenRow): Record<TokenColumn, string | null> {
+  return {
+    id_hash: row.idHash,
+    kind: row.kind,
+    grant_id: row.grantId,
+    payload: JSON.stringify(row.payload),
+    expires_at: row.expiresAt.toISOString(),
+  };
+}
+
+/** The name of the parameter that carries `column` of the `i`th new token. */
+const tokenParam = (column: TokenColumn, i: number) => `${column}.${i}`;
+
 /** The insert (with the redemption, if `redeem`) of `count` new tokens, compiled once per shape. */
 function tokenInsert(redeem: boolean, count: number) {
-  return compiledOnce((db, p: Param<Record<string, unknown>>) => {
-    const values = sql.join(
-      Array.from(
-        { length: count },
-        (_, i) =>
-          sql`(${p(`id${i}`)}, ${p(`kind${i}`)}, ${p(`grant${i}`)}::text, ${p(`payload${i}`)}::jsonb, ${p(`expires${i}`)}::timestamptz)`,
-      ),
+  return compiledOnce((db, p: Param<Record<string, string | null | undefined>>) => {
+    const rows = Array.from(
+      { length: count },
+      (_, i) =>
+        sql`(${sql.join(
+          tokenColumnNames.map(
+            (column) => sql`${p(tokenParam(column, i))}::${sql.raw(TOKEN_COLUMNS[column])}`,
+          ),
+        )})`,
     );
+    const columns = sql.raw(tokenColumnNames.join(', '));
     const insert = sql`
-      INSERT INTO oauth_tokens (id_hash, kind, grant_id, payload, expires_at)
-      SELECT v.* FROM (VALUES ${values}) AS v (id_hash, kind, grant_id, payload, expires_at)`;
+      INSERT INTO oauth_tokens (${columns})
+      SELECT v.* FROM (VALUES ${sql.join(rows)}) AS v (${columns})`;
     return (
       redeem
         ? sql<{ id_hash: string }>`
@@ -262,6 +289,7 @@ function tokenInsert(redeem: boolean, count: number) {
     ).compile(db);
   });
 }
+/** By shape: a token request saves one or two new tokens, so this holds a handful of entries. */
 const tokenInserts = new Map<string, ReturnType<typeof tokenInsert>>();
 
 /**
@@ -280,13 +308,11 @@ export async function redeemAndInsertTokens(
     statement = tokenInsert(consume !== undefined, rows.length);
     tokenInserts.set(shape, statement);
   }
-  const params: Record<string, unknown> = { consume };
-  rows.forEach((r, i) => {
-    params[`id${i}`] = r.idHash;
-    params[`kind${i}`] = r.kind;
-    params[`grant${i}`] = r.grantId;
-    params[`payload${i}`] = JSON.stringify(r.payload);
-    params[`expires${i}`] = r.expiresAt.toISOString();
+  const params: Record<string, string | null | undefined> = { consume };
+  rows.forEach((row, i) => {
+    for (const [column, value] of Object.entries(tokenValues(row))) {
+      params[tokenParam(column as TokenColumn, i)] = value;
+    }
   });
   const inserted = await statement(db, params);
   return inserted.rows.length === rows.length;
