@@ -30,6 +30,17 @@ describe('store.pipelined on Postgres', () => {
     );
   });
 
+  it('prepares each statement once per connection, under a name made from its text', async () => {
+    await echo(1);
+    await echo(2);
+    // One at a time, every statement goes to the first shared connection, this one included.
+    const { rows } = await sql<{ name: string; statement: string }>`
+      SELECT name, statement FROM pg_prepared_statements`.execute(store.pipelined);
+    const echoes = rows.filter((row) => row.statement.includes('AS n'));
+    expect(echoes).toHaveLength(1);
+    expect(echoes[0]!.name).toMatch(/^k[\w-]{27}$/);
+  });
+
   it('a failing statement fails alone; those sent with it succeed', async () => {
     const outcomes = await Promise.allSettled([
       echo(1),

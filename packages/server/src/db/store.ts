@@ -182,8 +182,17 @@ function preparingClient(pg: typeof PgModule): typeof PgModule.Client {
   return class PreparingClient extends pg.Client {
     override query(config: unknown, values?: unknown, callback?: unknown): never {
       if (typeof config === 'string' && Array.isArray(values) && callback === undefined) {
-        const name = nameOf(config);
-        return super.query({ name, text: config, values } as never) as never;
+        // Made from the text and named afterwards: given a config object, pg copies it through
+        // property descriptors (cloneQueryConfig), which cost 4% of the API's hottest route.
+        return new Promise<PgModule.QueryResult>((resolve, reject) => {
+          const query = new pg.Query(config, values, (error: Error | null | undefined, result) => {
+            if (!error) return resolve(result);
+            Error.captureStackTrace(error); // as pg does: a stack that leads back to the caller
+            reject(error);
+          });
+          (query as unknown as { name: string }).name = nameOf(config);
+          super.query(query);
+        }) as never;
       }
       return (super.query as (...args: unknown[]) => never)(config, values, callback);
     }

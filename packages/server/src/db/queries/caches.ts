@@ -1,4 +1,5 @@
 // SQL for caches; every read is scoped to a workspace.
+import { compiledOnce, type Param } from '../compiled-once.ts';
 import type { Db } from '../store.ts';
 import type { CacheRow } from '../schema.ts';
 
@@ -34,17 +35,22 @@ export async function insertCache(db: Db, cache: NewCache): Promise<CacheRow> {
     .executeTakeFirstOrThrow();
 }
 
+// GET /v1/caches/{id}'s one statement, compiled once (compiled-once.ts).
+const selectCacheInWorkspace = compiledOnce((db, p: Param<{ workspaceId: string; id: string }>) =>
+  db
+    .selectFrom('caches')
+    .selectAll()
+    .where('workspace_id', '=', p('workspaceId'))
+    .where('id', '=', p('id'))
+    .compile(),
+);
+
 export async function findCacheInWorkspace(
   db: Db,
   workspaceId: string,
   id: string,
 ): Promise<CacheRow | undefined> {
-  return db
-    .selectFrom('caches')
-    .selectAll()
-    .where('workspace_id', '=', workspaceId)
-    .where('id', '=', id)
-    .executeTakeFirst();
+  return (await selectCacheInWorkspace(db, { workspaceId, id })).rows[0];
 }
 
 /** limit+1 caches after `afterId`, optionally only among `onlyIds` (a narrowed credential). */
