@@ -20,37 +20,37 @@ async function ok(response: Awaited<ReturnType<typeof undiciRequest>>): Promise<
   return response.statusCode === 200;
 }
 
-async function baselines() {
-  console.error('baseline: bare Fastify route …');
+async function bareBaseline(name: string) {
+  console.error(`baseline: ${name} …`);
   const bare = await startWorker(new URL('./support/bare-server.ts', import.meta.url), {});
-  const bareResult = await runLoad(
-    'bare Fastify GET /hello',
-    bare.url,
-    against(bare),
-    async (pool) => ok(await pool.request({ path: '/hello', method: 'GET' })),
+  const bareResult = await runLoad(name, bare.url, against(bare), async (pool) =>
+    ok(await pool.request({ path: '/hello', method: 'GET' })),
   );
   await bare.stop();
+  return bareResult;
+}
 
-  console.error('baseline: oidc-provider in-memory client_credentials …');
+const engineAuth = basic('bench', 'bench-secret-bench-secret-bench-secret');
+
+async function engineBaseline(name: string) {
+  console.error(`baseline: ${name} …`);
   const engine = await startWorker(new URL('./support/engine-server.ts', import.meta.url), {});
   const body = 'grant_type=client_credentials';
-  const auth = basic('bench', 'bench-secret-bench-secret-bench-secret');
-  const engineResult = await runLoad(
-    'engine in-memory client_credentials',
-    engine.url,
-    against(engine),
-    async (pool) =>
-      ok(
-        await pool.request({
-          path: '/token',
-          method: 'POST',
-          headers: { ...FORM, authorization: auth },
-          body,
-        }),
-      ),
+  const engineResult = await runLoad(name, engine.url, against(engine), async (pool) =>
+    ok(
+      await pool.request({
+        path: '/token',
+        method: 'POST',
+        headers: { ...FORM, authorization: engineAuth },
+        body,
+      }),
+    ),
   );
   await engine.stop();
+  return engineResult;
+}
 
+async function engineRefreshReference() {
   console.error('reference: oidc-provider in-memory refresh_token …');
   const engineRefresh = await startWorker(
     new URL('./support/engine-refresh-server.ts', import.meta.url),
@@ -61,11 +61,11 @@ async function baselines() {
     'engine in-memory refresh_token (reference)',
     engineRefresh,
     '/token',
-    auth,
+    engineAuth,
     tokens,
   );
   await engineRefresh.stop();
-  return { bareResult, engineResult, engineRefreshResult };
+  return engineRefreshResult;
 }
 
 /** Refresh grants in CONCURRENCY chains: each caller redeems the token its last refresh returned. */
@@ -195,19 +195,13 @@ async function edgegate(storeName: string, databaseUrl: string | undefined) {
   return { exchange, refresh, introspection, workspace };
 }
 
-const { bareResult, engineResult, engineRefreshResult } = await baselines();
-const vsEngine = (r: LoadResult) => ({
-  ...r,
-  ratio: r.rps / engineResult.rps,
-  baseline: 'engine ceiling',
-});
-const rows: (LoadResult & { ratio?: number; baseline?: string })[] = [
-  bareResult,
-  engineResult,
-  vsEngine(engineRefreshResult),
-];
+// Each baseline runs first and again last, and ratios divide by the mean of the two: what the
+// machine is doing drifts over the minutes between them.
+const bareFirst = await bareBaseline('bare Fastify GET /hello');
+const engineFirst = await engineBaseline('engine in-memory client_credentials');
+const engineRefreshResult = await engineRefreshReference();
+const measured: { result: LoadResult; vs: 'engine' | 'bare' }[] = [];
 let postgresRefresh: LoadResult | undefined;
-const vsBare = (r: LoadResult) => ({ ...r, ratio: r.rps / bareResult.rps, baseline: 'bare route' });
 
 const pg = await createTestDatabase();
 try {
@@ -218,14 +212,39 @@ try {
   ] as const) {
     if (!stores.includes(name)) continue;
     const r = await edgegate(name, url);
-    rows.push(vsEngine(r.exchange), vsEngine(r.refresh));
-    if (r.introspection) rows.push(vsEngine(r.introspection));
-    if (r.workspace) rows.push(vsBare(r.workspace));
+    measured.push({ result: r.exchange, vs: 'engine' }, { result: r.refresh, vs: 'engine' });
+    if (r.introspection) measured.push({ result: r.introspection, vs: 'engine' });
+    if (r.workspace) measured.push({ result: r.workspace, vs: 'bare' });
     if (name === 'postgres') postgresRefresh = r.refresh;
   }
 } finally {
   await pg.drop();
 }
+const bareAgain = await bareBaseline('bare Fastify GET /hello (again)');
+const engineAgain = await engineBaseline('engine in-memory client_credentials (again)');
+
+const mean = (a: LoadResult, b: LoadResult) => ({
+  rps: (a.rps + b.rps) / 2,
+  serverCpuUs:
+    a.serverCpuUs !== undefined && b.serverCpuUs !== undefined
+      ? (a.serverCpuUs + b.serverCpuUs) / 2
+      : undefined,
+});
+const bare = mean(bareFirst, bareAgain);
+const engine = mean(engineFirst, engineAgain);
+const compared = (r: LoadResult, vs: 'engine' | 'bare') => ({
+  ...r,
+  ratio: r.rps / (vs === 'engine' ? engine : bare).rps,
+  baseline: vs === 'engine' ? 'engine ceiling' : 'bare route',
+});
+const rows: (LoadResult & { ratio?: number; baseline?: string })[] = [
+  bareFirst,
+  engineFirst,
+  compared(engineRefreshResult, 'engine'),
+  ...measured.map(({ result, vs }) => compared(result, vs)),
+  bareAgain,
+  engineAgain,
+];
 
 console.log(
   `\nbench:oauth — ${CONCURRENCY} concurrent clients, ${SECONDS} s per row, loopback, one server core (worker thread)\n`,
@@ -237,14 +256,15 @@ console.log(
 console.log(
   '\nTargets on Postgres: refresh_token grant ≥ 0.40× engine ceiling; GET /v1/workspace ≥ 0.30× bare route.',
 );
+console.log("Ratios divide by the mean of each baseline's two runs (first and again).");
 if (postgresRefresh) {
   // Throughput on two shared cores swings from run to run; CPU per request much less.
   const perCpu =
-    engineResult.serverCpuUs && postgresRefresh.serverCpuUs
-      ? `, ${(engineResult.serverCpuUs / postgresRefresh.serverCpuUs).toFixed(2)}× by server-thread CPU per request (Postgres's own CPU not counted)`
+    engine.serverCpuUs && postgresRefresh.serverCpuUs
+      ? `, ${(engine.serverCpuUs / postgresRefresh.serverCpuUs).toFixed(2)}× by server-thread CPU per request (Postgres's own CPU not counted)`
       : '';
   console.log(
-    `Postgres refresh_token grant: ${(postgresRefresh.rps / engineResult.rps).toFixed(2)}× the engine ceiling by req/s${perCpu}; ` +
+    `Postgres refresh_token grant: ${(postgresRefresh.rps / engine.rps).toFixed(2)}× the engine ceiling by req/s${perCpu}; ` +
       `${(postgresRefresh.rps / engineRefreshResult.rps).toFixed(2)}× the engine's own in-memory refresh grant.`,
   );
 }
