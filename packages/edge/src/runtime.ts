@@ -1,7 +1,7 @@
 // State shared by every session of one edge process: cache configs from the control plane, the
 // result store, statement analyses, per-cache stats and the cancel-key directory. With several
 // threads, each has its own runtime; the epoch table and the cancel keys are what they share.
-import { EpochTable, ResultCache, type CacheEpochs } from './cache/result-cache.ts';
+import { ResultCache, type CacheEpochs, type EpochTable } from './cache/result-cache.ts';
 import { CompiledRules, type EdgeCacheConfig, type EdgeConfigSource } from './control/config.ts';
 import { StatsByCache, type CacheStats } from './metrics/cache-stats.ts';
 import { StatementMemo } from './pg/session/statement-memo.ts';
@@ -76,10 +76,8 @@ export class EdgeRuntime {
   constructor(options: RuntimeOptions) {
     this.results = new ResultCache({
       maxBytes: options.cacheMaxBytes,
-      ...(options.cacheMaxEntryBytes === undefined
-        ? {}
-        : { maxEntryBytes: options.cacheMaxEntryBytes }),
-      epochs: options.epochs ?? new EpochTable(),
+      maxEntryBytes: options.cacheMaxEntryBytes,
+      epochs: options.epochs,
     });
     this.cancelKeys = options.cancelKeys ?? new LocalCancelDirectory();
     this.guard = options.guard;

@@ -55,6 +55,11 @@ export interface ResultCacheOptions {
   now?: () => number;
 }
 
+/** The largest result a store of `maxBytes` keeps, unless told otherwise: 1/16 of it. */
+export function defaultMaxEntryBytes(maxBytes: number): number {
+  return Math.max(1024, Math.floor(maxBytes / 16));
+}
+
 export class ResultCache {
   readonly #entries = new Map<string, CacheEntry>();
   readonly #inflight = new Map<string, Waiter[]>();
@@ -68,7 +73,7 @@ export class ResultCache {
 
   constructor(options: ResultCacheOptions) {
     this.#maxBytes = options.maxBytes;
-    this.maxEntryBytes = options.maxEntryBytes ?? Math.max(1024, Math.floor(options.maxBytes / 16));
+    this.maxEntryBytes = options.maxEntryBytes ?? defaultMaxEntryBytes(options.maxBytes);
     this.#now = options.now ?? Date.now;
     this.#epochs = options.epochs ?? new EpochTable();
   }

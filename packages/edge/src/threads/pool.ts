@@ -5,6 +5,7 @@
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { EpochTable } from '../cache/epochs.ts';
+import { defaultMaxEntryBytes } from '../cache/result-cache.ts';
 import type { EdgeConfigSource } from '../control/config.ts';
 import { StatsByCache, type CacheStats, type StatsDelta } from '../metrics/cache-stats.ts';
 import { LocalCancelDirectory, type EdgeLogger } from '../runtime.ts';
@@ -214,8 +215,8 @@ export class EdgeThreads {
       port: this.#port,
       tls: options.tls,
       cacheMaxBytes: Math.floor(options.cacheMaxBytes / options.threads),
-      // The largest result one thread keeps is what one edge would keep: 1/16 of the whole budget.
-      cacheMaxEntryBytes: Math.max(1024, Math.floor(options.cacheMaxBytes / 16)),
+      // The largest result one thread keeps is what one edge would keep (of the whole budget).
+      cacheMaxEntryBytes: defaultMaxEntryBytes(options.cacheMaxBytes),
       epochs: this.#epochs.buffer,
       guard: options.guard,
     };

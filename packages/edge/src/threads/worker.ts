@@ -5,12 +5,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { EpochTable } from '../cache/epochs.ts';
 import type { EdgeCacheConfig, EdgeConfigSource } from '../control/config.ts';
-import { PgEdgeServer } from '../pg/server.ts';
-import { loadSqlParser } from '../pg/sql/analyze.ts';
-import { EdgeRuntime, type EdgeLogger } from '../runtime.ts';
+import type { EdgeLogger } from '../runtime.ts';
 import type { OriginTarget } from '../upstream/origin.ts';
 import { Channel } from './channel.ts';
 import { loadGuard } from './guard.ts';
+import { openPgEdge } from './start.ts';
 import type { EdgeWorkerData, WorkerReport } from './pool.ts';
 
 const data = workerData as EdgeWorkerData;
@@ -22,10 +21,8 @@ const channel = new Channel(parentPort as NonNullable<typeof parentPort>, {
     for (const listener of listeners) listener(cacheId);
   },
   report: (): WorkerReport => ({
-    deltas: [...runtime.allStats()].flatMap((stats) => stats.drain() ?? []),
-    cacheBytes: runtime.results.bytes,
-    entries: runtime.results.size,
-    sessions: server.sessionCount,
+    deltas: [...edge.runtime.allStats()].flatMap((stats) => stats.drain() ?? []),
+    ...edge.held(),
   }),
   close: () => stop(),
 });
@@ -70,30 +67,21 @@ const logger: EdgeLogger = {
   debug: log('debug'),
 };
 
-await loadSqlParser();
-const runtime = new EdgeRuntime({
-  source,
-  cacheMaxBytes: data.cacheMaxBytes,
-  cacheMaxEntryBytes: data.cacheMaxEntryBytes,
-  guard: await loadGuard(data.guard),
-  logger,
-  epochs: new EpochTable(data.epochs),
-  cancelKeys: {
-    remember: (key: string, target: OriginTarget) => channel.notify('remember', { key, target }),
-    forget: (key: string) => channel.notify('forget', key),
-    lookup: (key: string) => channel.request<OriginTarget | undefined>('lookup', key),
+const edge = await openPgEdge(
+  {
+    source,
+    cacheMaxBytes: data.cacheMaxBytes,
+    cacheMaxEntryBytes: data.cacheMaxEntryBytes,
+    guard: await loadGuard(data.guard),
+    logger,
+    epochs: new EpochTable(data.epochs),
+    cancelKeys: {
+      remember: (key: string, target: OriginTarget) => channel.notify('remember', { key, target }),
+      forget: (key: string) => channel.notify('forget', key),
+      lookup: (key: string) => channel.request<OriginTarget | undefined>('lookup', key),
+    },
   },
-});
-const server = new PgEdgeServer({
-  runtime,
-  host: data.host,
-  port: data.port,
-  tls: data.tls,
-  reusePort: true,
-});
-const address = await server.listen();
-stop = async () => {
-  await server.close();
-  runtime.close();
-};
-channel.notify('listening', address.port);
+  { host: data.host, port: data.port, tls: data.tls, reusePort: true },
+);
+stop = edge.close;
+channel.notify('listening', edge.port);
