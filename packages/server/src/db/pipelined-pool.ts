@@ -10,6 +10,11 @@ import type PgModule from 'pg';
 const SHARED_CONNECTIONS = 2;
 /** Statements that open or depend on a session: refused here, they belong on `store.db`. */
 const NEEDS_SESSION = /^\s*(begin|start\s+transaction|set\b|listen\b)|pg_advisory_(un)?lock/i;
+/**
+ * Texts already found to need no session. Kysely compiles a fixed set of shapes, so after the first
+ * call of each the check is one lookup instead of a scan of the whole text.
+ */
+const SESSIONLESS = new Set<string>();
 
 interface Shared {
   client: Promise<PgModule.Client>;
@@ -52,8 +57,12 @@ export class PipelinedPool {
 
   /** Sends one statement on the shared connection with the fewest statements in flight. */
   async query(text: string, values: unknown[] | undefined): Promise<PgModule.QueryResult> {
-    if (NEEDS_SESSION.test(text)) {
-      throw new Error('store.pipelined runs single statements only: use store.db for this one');
+    if (!SESSIONLESS.has(text)) {
+      if (NEEDS_SESSION.test(text)) {
+        throw new Error('store.pipelined runs single statements only: use store.db for this one');
+      }
+      if (SESSIONLESS.size >= 10_000) SESSIONLESS.clear();
+      SESSIONLESS.add(text);
     }
     const index = this.#leastBusy();
     const slot = (this.#shared[index] ??= this.#open(index));
