@@ -7,6 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
+import type { EdgeReport } from './support/edge-process.ts';
 import { createInterface } from 'node:readline';
 import { serialize } from '../packages/edge/src/pg/protocol/index.ts';
 
@@ -269,23 +270,14 @@ function latency(
   }
 }
 
-interface EdgeStats {
-  hits: number;
-  misses: number;
-  entries: number;
-  bytes: number;
-  /** Sessions held by each of the edge's threads. */
-  sessions: number[];
-}
-
 interface Edge {
   child: ChildProcess;
   port: number;
 }
 
-async function edgeStats(child: ChildProcess): Promise<EdgeStats> {
+async function edgeStats(child: ChildProcess): Promise<EdgeReport> {
   child.send({ stats: true });
-  const [stats] = (await once(child, 'message')) as [EdgeStats];
+  const [stats] = (await once(child, 'message')) as [EdgeReport];
   return stats;
 }
 
