@@ -44,11 +44,33 @@ const optionalHttpsUrl = (label: string) =>
     .nullable()
     .optional();
 
+/** A page people open (the app's homepage): https, or http on loopback while an app is developed. */
+const optionalWebUrl = (label: string) =>
+  z
+    .string()
+    .trim()
+    .max(2000)
+    .refine((v) => {
+      if (v === '') return true;
+      if (/\s/.test(v)) return false;
+      try {
+        const url = new URL(v);
+        return (
+          url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
+        );
+      } catch {
+        return false;
+      }
+    }, `${label} must be an https URL (http only for localhost, 127.0.0.1 or [::1])`)
+    .transform((v) => v || null)
+    .nullable()
+    .optional();
+
 export const oauthAppCreateSchema = z.object({
   name: z.string().trim().min(1, 'Name is required').max(80, 'Name must be at most 80 characters'),
   description: z.string().trim().max(500, 'Description must be at most 500 characters').default(''),
   logoUrl: optionalHttpsUrl('Logo URL'),
-  homepageUrl: optionalHttpsUrl('Homepage URL'),
+  homepageUrl: optionalWebUrl('Homepage URL'),
   redirectUris: z.array(redirectUriSchema).min(1, 'At least one redirect URI is required').max(20),
   scopes: z.array(appScopeSchema, { error: 'Unknown scope' }).min(1, 'Choose at least one scope'),
   clientType: z.enum(['confidential', 'public']).default('confidential'),

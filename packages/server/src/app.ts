@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { Store } from './db/store.ts';
 import { registerProblemHandler, sendProblem, toProblem } from './plugins/problem-handler.ts';
-import { registerRejectNul } from './plugins/reject-nul.ts';
+import { registerRejectUnstorableText } from './plugins/reject-unstorable-text.ts';
+import { REQUEST_ID_HEADER, registerRequestIdHeader, requestIdOf } from './plugins/request-id.ts';
 import { registerConsoleSession } from './plugins/console-session.ts';
 import { createMetricsRegistry, registerHttpMetrics } from './plugins/metrics.ts';
 import type { Registry } from 'prom-client';
@@ -19,8 +20,10 @@ import { registerWorkspaceRoutes } from './routes/console/workspace.ts';
 import { registerInvitationRoutes } from './routes/console/invitation.ts';
 import { registerIntegrationsRoutes } from './routes/console/integrations.ts';
 import { registerAuthorizedAppsRoutes } from './routes/console/authorized-apps.ts';
+import type { EdgeSessions } from './services/edge-sessions.ts';
 import { registerCachesRoutes } from './routes/console/caches.ts';
 import { registerCredentialsRoutes } from './routes/console/credentials.ts';
+import { registerWebhooksRoutes } from './routes/console/webhooks.ts';
 import { registerV1Routes } from './routes/v1/index.ts';
 import { createProvider, type EdgegateProvider } from './oauth/provider.ts';
 import { mountProvider } from './oauth/mount.ts';
@@ -29,7 +32,8 @@ import { createLoginThrottle } from './services/login-throttle.ts';
 import { startHousekeeping } from './services/housekeeping.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from './services/rate-limit.ts';
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import { createReadiness, storeAnswers, type Readiness } from './services/readiness.ts';
+import { checkReplicationPrerequisites } from './replication/prerequisites.ts';
 import { createKeyring } from './connect/keyring.ts';
 import { registerHostedConnectPages } from './routes/connect/hosted-page.ts';
 import { startWebhookDispatcher } from './connect/webhook-dispatcher.ts';
@@ -62,13 +66,17 @@ export interface AppDeps {
   resolveOrigin?: (hostname: string) => Promise<string[]>;
   store: Store;
   logger: Logger;
+  /** The shared tier's counters (REDIS_URL): limits and throttles count across nodes there. */
   rateLimitStore?: RateLimitStore;
-  /** The shared tier (REDIS_URL): the API's per-credential limits count across nodes there. */
-  redis?: Redis;
+  /** What /readyz checks (and the drain switch); default: the store answers. */
+  readiness?: Readiness;
   /** Shared with an edge in the same process, so /metrics shows both planes. */
   metricsRegistry?: Registry;
-  /** An edge in the same process: flushed before metrics are read, so they are current. */
-  edge?: { flushMetrics(): Promise<void> };
+  /**
+   * An edge in the same process: flushed before metrics are read, so they are current; its
+   * sessions are listed and ended by the API.
+   */
+  edge?: { flushMetrics(): Promise<void> } & Partial<EdgeSessions>;
   /** How long the connect page's "Test and save" may take (default 10 s). */
   connectTestTimeoutMs?: number;
   /** Webhook delivery timing; tests shorten the back-off. */
@@ -80,7 +88,7 @@ export async function buildApp({
   store,
   logger,
   rateLimitStore,
-  redis,
+  readiness,
   resolveOrigin,
   metricsRegistry,
   edge,
@@ -92,8 +100,10 @@ export async function buildApp({
     // Form bodies and JSON above this are refused with 413 before anything parses them.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    genReqId: requestIdOf,
     // Errors Fastify raises before routing (a malformed URL, an over-long parameter) are problems too.
-    frameworkErrors: (error, request, reply) => sendProblem(request, reply, toProblem(error)),
+    frameworkErrors: (error, request, reply) =>
+      sendProblem(request, reply.header(REQUEST_ID_HEADER, request.id), toProblem(error)),
     // Client addresses feed log-in throttling; only trust forwarded headers from known proxies.
     trustProxy: toFastifyTrustProxy(config.trustProxy ?? false),
   });
@@ -102,8 +112,9 @@ export async function buildApp({
   app.addHook('onClose', async () => stopHousekeeping());
   const publicOrigin = new URL(config.publicUrl).origin;
 
-  registerProblemHandler(app);
-  registerRejectNul(app);
+  registerRequestIdHeader(app);
+  registerProblemHandler(app, { storeAnswers: storeAnswers(db) });
+  registerRejectUnstorableText(app);
   registerHttpMetrics(app, metricsRegistry ?? createMetricsRegistry());
   await app.register(cookie);
   await app.register(formbody);
@@ -117,7 +128,7 @@ export async function buildApp({
   // One set of counters for every throttle: per process, or shared by all nodes through Redis.
   const counters = rateLimitStore ?? createMemoryRateLimitStore();
   const throttle = createLoginThrottle(counters);
-  registerHealthRoutes(app, db);
+  registerHealthRoutes(app, readiness ?? createReadiness({ store: storeAnswers(db) }));
   registerHomeRoutes(app);
   registerSignupRoutes(app, db);
   registerLoginRoutes(app, db, throttle);
@@ -125,10 +136,16 @@ export async function buildApp({
   registerWorkspaceRoutes(app, db, config.publicUrl);
   registerInvitationRoutes(app, db);
   // What the console pages and the API share to act on caches.
+  const keyring = createKeyring(config.secret, config.previousSecret);
   const resourceDeps = {
     db,
     pipelined: store.pipelined,
-    keyring: createKeyring(config.secret, config.previousSecret),
+    keyring,
+    replication: {
+      keyring,
+      check: checkReplicationPrerequisites,
+      privateRanges: config.originPrivate ?? 'allow',
+    },
     bus: new EventEmitter(),
     publicUrl: config.publicUrl,
     originPolicy: {
@@ -144,11 +161,15 @@ export async function buildApp({
       ...(config.edgeTls === undefined ? {} : { pgTls: config.edgeTls !== null }),
     },
     ...(edge ? { flushEdgeMetrics: () => edge.flushMetrics() } : {}),
+    ...(edge?.sessions && edge.kill
+      ? { edgeSessions: { sessions: edge.sessions, kill: edge.kill } }
+      : {}),
   };
   registerIntegrationsRoutes(app, db);
   registerAuthorizedAppsRoutes(app, db);
   registerCachesRoutes(app, resourceDeps);
   registerCredentialsRoutes(app, db);
+  registerWebhooksRoutes(app, resourceDeps);
   await registerHostedConnectPages(app, {
     db,
     keyring: resourceDeps.keyring,
@@ -180,7 +201,6 @@ export async function buildApp({
     rootSecret: config.secret,
     rateLimitPerMinute: config.apiRateLimit ?? 1200,
     counters,
-    ...(redis ? { redis } : {}),
   });
   const dispatcher = startWebhookDispatcher({
     db,

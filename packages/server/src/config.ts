@@ -56,6 +56,16 @@ export const settings = {
       .default(256),
     help: 'Memory the edge may use for cached results, in MiB (least recently used go first)',
   },
+  EDGE_SHARED_RESULTS_MAX_KB: {
+    flag: 'edge-shared-results-max-kb',
+    schema: z.coerce
+      .number({ error: 'must be a number of kibibytes' })
+      .int('must be a whole number of kibibytes')
+      .min(1, 'must be at least 1')
+      .max(512 * 1024, 'must be at most 524288 (512 MiB, the largest Redis string)')
+      .default(1024),
+    help: 'Largest result, in KiB, the edge shares through Redis (REDIS_URL) for caches with sharedResults; larger ones stay in its own memory',
+  },
   EDGE_THREADS: {
     flag: 'edge-threads',
     schema: z.coerce
@@ -64,7 +74,45 @@ export const settings = {
       .min(1, 'must be at least 1')
       .max(64, 'must be at most 64')
       .default(1),
-    help: 'Threads serving the Postgres edge port (one per core the edge may use; they share EDGE_CACHE_MAX_MB)',
+    help: 'Threads serving the edge ports (one per core the edge may use; they share EDGE_CACHE_MAX_MB)',
+  },
+  EDGE_MAX_CONNECTIONS: {
+    flag: 'edge-max-connections',
+    schema: z.coerce
+      .number({ error: 'must be a number of connections' })
+      .int('must be a whole number of connections')
+      .min(1, 'must be at least 1')
+      .optional(),
+    help: 'Client connections the Postgres edge holds at once, all threads together (default: what the open-file limit leaves room for, two descriptors each, after a reserve for the control plane); past it: 53300',
+  },
+  EDGE_MAX_CONNECTIONS_PER_ADDRESS: {
+    flag: 'edge-max-connections-per-address',
+    schema: z.coerce
+      .number({ error: 'must be a number of connections' })
+      .int('must be a whole number of connections')
+      .min(1, 'must be at least 1')
+      .optional(),
+    help: 'Client connections from one IP address (default: half of EDGE_MAX_CONNECTIONS); past it: 53300',
+  },
+  EDGE_LOGIN_TIMEOUT_SECONDS: {
+    flag: 'edge-login-timeout-seconds',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(1, 'must be at least 1 second')
+      .max(3600, 'must be at most 3600 seconds')
+      .default(15),
+    help: 'Seconds a client has to finish startup and authentication on the edge; then 08P01 (client_login_timeout) and the connection closes',
+  },
+  EDGE_DRAIN_SECONDS: {
+    flag: 'edge-drain-seconds',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be at least 0 seconds')
+      .max(3600, 'must be at most 3600 seconds')
+      .default(30),
+    help: 'Seconds open edge sessions may finish after SIGTERM (the edge stops accepting at once; idle sessions end at once, busy ones when idle; then 57P01 / MySQL 1053)',
   },
   EDGE_MSSQL_PORT: {
     flag: 'edge-mssql-port',
@@ -84,7 +132,7 @@ export const settings = {
   REDIS_URL: {
     flag: 'redis-url',
     schema: url(['redis:', 'rediss:']).optional(),
-    help: 'Shared tier (redis://…); in-process when unset',
+    help: 'Shared tier (redis://…): shared limits, and edge nodes act as one cache; in-process when unset',
   },
   PUBLIC_URL: {
     flag: 'public-url',
@@ -94,7 +142,7 @@ export const settings = {
   EDGE_HOST: {
     flag: 'edge-host',
     schema: z.string().min(1).default('localhost'),
-    help: 'Hostname placed in connection strings',
+    help: 'Hostname placed in connection strings (with EDGE_PG_PORT, EDGE_MYSQL_PORT and the edge TLS settings: set them on a control plane whose edges run elsewhere)',
   },
   EDGEGATE_SECRET: {
     flag: 'secret',
@@ -144,6 +192,35 @@ export const settings = {
       .default('false'),
     help: 'Trust X-Forwarded-* from these proxies (true, hop count, or CIDRs) for client IPs',
   },
+  SHUTDOWN_DELAY_SECONDS: {
+    flag: 'shutdown-delay-seconds',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be at least 0 seconds')
+      .max(300, 'must be at most 300 seconds')
+      .default(5),
+    help: 'Seconds /readyz answers 503 after SIGTERM before listeners close, so load balancers stop sending first',
+  },
+  REPLICATION_SLOT_WARN_MB: {
+    flag: 'replication-slot-warn-mb',
+    schema: z.coerce
+      .number({ error: 'must be a number of MiB' })
+      .int('must be a whole number of MiB')
+      .min(1, 'must be at least 1 MiB')
+      .default(1024),
+    help: 'WAL a Postgres replication slot of a cache may keep before a cache.replication_slot_large event',
+  },
+  METRICS_MAX_CACHES: {
+    flag: 'metrics-max-caches',
+    schema: z.coerce
+      .number({ error: 'must be a number of caches' })
+      .int('must be a whole number of caches')
+      .min(0, 'must be at least 0')
+      .max(100_000, 'must be at most 100000')
+      .default(100),
+    help: 'Caches with their own cache_id series in /metrics (the most queried); the rest are summed under cache_id="other"',
+  },
   LOG_LEVEL: {
     flag: 'log-level',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -162,11 +239,20 @@ export interface Config {
   edgeTls: { certFile: string; keyFile: string } | null;
   edgeCacheMaxMb: number;
   edgeThreads: number;
+  edgeSharedResultsMaxKb: number;
+  /** Null: derived from the open-file limit when the edge starts. */
+  edgeMaxConnections: number | null;
+  /** Null: half of the total cap. */
+  edgeMaxConnectionsPerAddress: number | null;
+  edgeLoginTimeoutSeconds: number;
+  edgeDrainSeconds: number;
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   publicUrl: string;
   edgeHost: string;
+  /** EDGE_HOST was given (not the default): a control plane without its own edge needs it. */
+  edgeHostSet: boolean;
   secret: string;
   secretSource: 'environment' | 'generated' | 'data-dir';
   previousSecret: string | undefined;
@@ -174,6 +260,9 @@ export interface Config {
   accessTokenTtlSeconds: number;
   originPrivate: 'allow' | 'deny';
   apiRateLimit: number;
+  shutdownDelaySeconds: number;
+  replicationSlotWarnMb: number;
+  metricsMaxCaches: number;
   logLevel: string;
 }
 
@@ -182,16 +271,19 @@ export class ConfigError extends Error {
 }
 
 /**
- * Reads settings from flags (winning) and the environment, validates each one and names the
- * offending variable in the error. Does not touch the disk: see `ensureSecret`.
+ * Reads settings from flags (winning), the environment, then a config file's values, validates
+ * each one and names the offending variable in the error. Does not touch the disk: see
+ * `ensureSecret` and `readConfigFile`.
  */
 export function parseConfig(
   env: Record<string, string | undefined>,
   flags: Partial<Record<SettingName, string>> = {},
+  file: Partial<Record<SettingName, string>> = {},
 ): Omit<Config, 'secret' | 'secretSource'> & { secret: string | undefined } {
   const raw: Record<string, unknown> = {};
   for (const name of Object.keys(settings) as SettingName[]) {
-    const value = flags[name] ?? env[name];
+    const fromEnv = env[name] === '' ? undefined : env[name];
+    const value = flags[name] ?? fromEnv ?? file[name];
     raw[name] = value === '' ? undefined : value;
   }
   const values: Record<string, unknown> = {};
@@ -215,17 +307,26 @@ export function parseConfig(
     edgeTls: edgeTls(v.EDGE_TLS_CERT, v.EDGE_TLS_KEY),
     edgeCacheMaxMb: v.EDGE_CACHE_MAX_MB,
     edgeThreads: v.EDGE_THREADS,
+    edgeSharedResultsMaxKb: v.EDGE_SHARED_RESULTS_MAX_KB,
+    edgeMaxConnections: v.EDGE_MAX_CONNECTIONS ?? null,
+    edgeMaxConnectionsPerAddress: v.EDGE_MAX_CONNECTIONS_PER_ADDRESS ?? null,
+    edgeLoginTimeoutSeconds: v.EDGE_LOGIN_TIMEOUT_SECONDS,
+    edgeDrainSeconds: v.EDGE_DRAIN_SECONDS,
     dataDir: resolve(v.DATA_DIR),
     databaseUrl: v.DATABASE_URL,
     redisUrl: v.REDIS_URL,
     publicUrl: (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, ''),
     edgeHost: v.EDGE_HOST,
+    edgeHostSet: raw.EDGE_HOST !== undefined,
     secret: v.EDGEGATE_SECRET,
     previousSecret: v.EDGEGATE_PREVIOUS_SECRET,
     trustProxy: parseTrustProxy(v.TRUST_PROXY),
     accessTokenTtlSeconds: v.OAUTH_ACCESS_TOKEN_TTL,
     originPrivate: v.ORIGIN_PRIVATE,
     apiRateLimit: v.API_RATE_LIMIT,
+    shutdownDelaySeconds: v.SHUTDOWN_DELAY_SECONDS,
+    replicationSlotWarnMb: v.REPLICATION_SLOT_WARN_MB,
+    metricsMaxCaches: v.METRICS_MAX_CACHES,
     logLevel: v.LOG_LEVEL,
   };
 }
@@ -269,6 +370,7 @@ export function ensureSecret(config: ReturnType<typeof parseConfig>): Config {
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   flags: Partial<Record<SettingName, string>> = {},
+  file: Partial<Record<SettingName, string>> = {},
 ): Config {
-  return ensureSecret(parseConfig(env, flags));
+  return ensureSecret(parseConfig(env, flags, file));
 }

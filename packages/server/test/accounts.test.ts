@@ -153,6 +153,57 @@ describe.each(storeKinds)('accounts on %s', (kind) => {
     }
   });
 
+  it('never sends a logged-in user, or one logging in, to another site through next', async () => {
+    const hostile = [
+      '//evil.example',
+      '/.//evil.example',
+      '/..//evil.example',
+      '/%2e//evil.example',
+      '/%2e%2e//evil.example',
+      '/./\\evil.example',
+      '/\\evil.example',
+      '/%2F%2Fevil.example',
+      '/%2F/evil.example',
+      '/%5C/evil.example',
+      '/%5c%5cevil.example',
+      '/\t/evil.example',
+      '/.\n//evil.example',
+      '/%09/evil.example',
+      '/%0A/evil.example',
+      'https://evil.example/',
+      'https:/evil.example',
+      'https:evil.example',
+      '\\\\evil.example',
+      ' //evil.example',
+    ];
+    await new ConsoleClient(app).signUp('hostile-next@example.com');
+    const loggedIn = new ConsoleClient(app, { ip: '10.9.1.1' });
+    await loggedIn.logIn('hostile-next@example.com');
+    for (const next of hostile) {
+      const viaGet = await loggedIn.get(`/login?next=${encodeURIComponent(next)}`);
+      const viaPost = await new ConsoleClient(app, { ip: '10.9.1.2' }).post('/login', {
+        email: 'hostile-next@example.com',
+        password: 'correct horse battery',
+        next,
+      });
+      expect([viaGet.statusCode, viaPost.statusCode], JSON.stringify(next)).toEqual([303, 303]);
+      expect([viaGet.headers.location, viaPost.headers.location], JSON.stringify(next)).toEqual([
+        '/workspaces',
+        '/workspaces',
+      ]);
+    }
+    const good = '/w/some-workspace/caches?tab=rules#top';
+    expect((await loggedIn.get(`/login?next=${encodeURIComponent(good)}`)).headers.location).toBe(
+      good,
+    );
+    const goodPost = await new ConsoleClient(app, { ip: '10.9.1.3' }).post('/login', {
+      email: 'hostile-next@example.com',
+      password: 'correct horse battery',
+      next: '/a/./b/../c',
+    });
+    expect(goodPost.headers.location).toBe('/a/c');
+  });
+
   it('rejects forms without a valid CSRF token or from another origin', async () => {
     const client = new ConsoleClient(app);
     await client.signUp('csrf@example.com');
@@ -187,6 +238,39 @@ describe.each(storeKinds)('accounts on %s', (kind) => {
     expect(names.map((n) => n.name)).not.toEqual(
       expect.arrayContaining(['No token', 'Forged', 'Foreign token', 'X']),
     );
+  });
+
+  it('refuses a console form from an opaque origin (Origin: null) even with the CSRF token', async () => {
+    const client = new ConsoleClient(app);
+    await client.signUp('opaque-origin@example.com');
+    const submit = (origin: string, name: string) =>
+      client.get('/workspaces').then((page) =>
+        app.inject({
+          method: 'POST',
+          url: '/workspaces',
+          payload: new URLSearchParams({ _csrf: csrfTokenOf(page.body), name }).toString(),
+          headers: {
+            cookie: client.cookieHeader,
+            origin,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+        }),
+      );
+    const opaque = await submit('null', 'From an opaque origin');
+    expect(opaque.statusCode).toBe(403);
+    expect(opaque.body).toContain('This form was submitted from another site.');
+    const ours = await submit('http://localhost:8080', 'From our own page');
+    expect(ours.statusCode).toBe(303);
+    const names = (await store.db.selectFrom('workspaces').select('name').execute()).map(
+      (n) => n.name,
+    );
+    expect(names).toContain('From our own page');
+    expect(names).not.toContain('From an opaque origin');
+  });
+
+  it('tells browsers to send a real Origin with our own forms (same-origin referrer policy)', async () => {
+    const page = await new ConsoleClient(app).get('/login');
+    expect(page.headers['referrer-policy']).toBe('same-origin');
   });
 
   it('throttles repeated failures per account, even with the right password', async () => {

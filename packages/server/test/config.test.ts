@@ -20,6 +20,24 @@ describe('configuration', () => {
     expect(config.dataDir).toMatch(/\/data$/);
   });
 
+  it('caps edge connections from the open-file limit unless told, and gives logins 15 s', () => {
+    expect(parseConfig({})).toMatchObject({
+      edgeMaxConnections: null,
+      edgeMaxConnectionsPerAddress: null,
+      edgeLoginTimeoutSeconds: 15,
+    });
+    expect(
+      parseConfig(
+        { EDGE_MAX_CONNECTIONS: '500', EDGE_LOGIN_TIMEOUT_SECONDS: '5' },
+        { EDGE_MAX_CONNECTIONS_PER_ADDRESS: '20' },
+      ),
+    ).toMatchObject({
+      edgeMaxConnections: 500,
+      edgeMaxConnectionsPerAddress: 20,
+      edgeLoginTimeoutSeconds: 5,
+    });
+  });
+
   it('lets flags win over the environment', () => {
     expect(parseConfig({ PORT: '9000' }, { PORT: '9100' }).port).toBe(9100);
   });
@@ -39,6 +57,21 @@ describe('configuration', () => {
       /^PUBLIC_URL \(--public-url\) must be a URL starting with http:\/\/ or https:\/\/$/,
     ],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL \(--log-level\)/],
+    [
+      'EDGE_MAX_CONNECTIONS',
+      '0',
+      /^EDGE_MAX_CONNECTIONS \(--edge-max-connections\) must be at least 1/,
+    ],
+    [
+      'EDGE_MAX_CONNECTIONS_PER_ADDRESS',
+      'many',
+      /^EDGE_MAX_CONNECTIONS_PER_ADDRESS \(--edge-max-connections-per-address\) must be a number/,
+    ],
+    [
+      'EDGE_LOGIN_TIMEOUT_SECONDS',
+      '0.5',
+      /^EDGE_LOGIN_TIMEOUT_SECONDS \(--edge-login-timeout-seconds\) must be a whole number/,
+    ],
     ['EDGEGATE_SECRET', 'short', /^EDGEGATE_SECRET \(--secret\) must be at least 32 characters/],
   ])('names %s when it is invalid', (name, value, message) => {
     expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);

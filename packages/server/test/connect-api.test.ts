@@ -118,7 +118,7 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     );
     expect(done.statusCode, done.body).toBe(200);
     const target = redirectOf(done.body);
-    return { ...s, code: target.searchParams.get('code')!, target };
+    return { ...s, code: target.searchParams.get('code')!, target, page: done.body };
   }
 
   beforeAll(async () => {
@@ -320,6 +320,97 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     expect(metadata.body).toContain('never connects there');
   });
 
+  it('says in a plain sentence that a host name does not resolve, without a resolver code', async () => {
+    const alice = await person();
+    const s = await session(alice);
+    const page = await submit(s.token, { ...LOCAL_PG, host: 'db.nonexistent.invalid' });
+    expect(page.statusCode).toBe(422);
+    expect(page.body).toContain('data-testid="test-error"');
+    expect(page.body).toContain(
+      'The host name &quot;db.nonexistent.invalid&quot; could not be resolved.',
+    );
+    expect(page.body).not.toMatch(/\((ENOTFOUND|EAI_AGAIN|ESERVFAIL)\)/);
+    expect(page.body).not.toContain('does not resolve');
+  });
+
+  it('says on the page, the connection and its event when the server did not check the password', async () => {
+    // The machine's Postgres trusts loopback: a wrong password gets in as well as a right one.
+    const alice = await person();
+    const done = await completed(alice);
+    expect(done.page).toContain('data-testid="warning"');
+    expect(done.page).toContain('The server did not check the password');
+    expect(done.page).toContain('user &quot;postgres&quot;');
+    const { connectionId } = (
+      await post(alice.oauth, '/v1/connect/exchange', { code: done.code })
+    ).json().data;
+    const shown = await get(alice.oauth, `/v1/connections/${connectionId}`);
+    expect(shown.json().data.passwordVerified).toBe(false);
+    const events = (await get(alice.oauth, '/v1/events')).json().data;
+    expect(events[0]).toMatchObject({
+      type: 'connection.created',
+      data: { connectionId, passwordVerified: false },
+    });
+    // Without a password typed there is nothing to warn about; the flag still says unchecked.
+    const s = await session(alice);
+    const empty = await submit(s.token, LOCAL_PG);
+    expect(empty.statusCode, empty.body).toBe(200);
+    expect(empty.body).not.toContain('data-testid="warning"');
+  });
+
+  it("echoes the partner's end_user and metadata on the session, the connection and its event", async () => {
+    const alice = await person();
+    const endUser = { id: 'user-42', email: 'ada@partner.example', display_name: 'Ada' };
+    const metadata = { plan: 'pro', seats: 3, tags: ['eu', 'beta'] };
+    const done = await completed(alice, { end_user: endUser, metadata });
+    const status = await get(alice.oauth, `/v1/connect/sessions/${done.token}`);
+    expect(status.json().data).toMatchObject({ end_user: endUser, metadata });
+    const { connectionId } = (
+      await post(alice.oauth, '/v1/connect/exchange', { code: done.code })
+    ).json().data;
+    const shown = (await get(alice.oauth, `/v1/connections/${connectionId}`)).json().data;
+    expect(shown).toMatchObject({ endUser, metadata });
+    const events = (await get(alice.oauth, '/v1/events')).json().data;
+    expect(events[0]).toMatchObject({
+      type: 'connection.created',
+      data: { connectionId, endUser, metadata },
+    });
+    // A session without them makes a connection that says so.
+    const plain = await completed(alice);
+    const other = (await post(alice.oauth, '/v1/connect/exchange', { code: plain.code })).json()
+      .data.connectionId as string;
+    expect((await get(alice.oauth, `/v1/connections/${other}`)).json().data).toMatchObject({
+      endUser: null,
+      metadata: null,
+    });
+  });
+
+  it('refuses an end_user or metadata it cannot keep, naming the field (422)', async () => {
+    const alice = await person();
+    const cases: [Record<string, unknown>, string][] = [
+      [{ end_user: { email: 'a@b.example' } }, 'end_user.id'],
+      [{ end_user: { id: 'x', email: 'not an email' } }, 'end_user.email'],
+      [{ end_user: { id: 'x', role: 'admin' } }, 'end_user'],
+      [{ metadata: ['not', 'an', 'object'] }, 'metadata'],
+      [{ metadata: { big: 'x'.repeat(5000) } }, 'metadata'],
+      [
+        { metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i])) },
+        'metadata',
+      ],
+    ];
+    for (const [body, path] of cases) {
+      const response = await post(alice.oauth, '/v1/connect/sessions', {
+        type: 'postgresql',
+        name: 'Orders DB',
+        redirect_url: `${PARTNER}/connected`,
+        ...body,
+      });
+      expect(response.statusCode, JSON.stringify(body)).toBe(422);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      const paths = (response.json().errors as { path: string }[]).map((e) => e.path);
+      expect(paths, JSON.stringify(body)).toContain(path);
+    }
+  });
+
   it('refuses forms without the page token or from another site', async () => {
     const alice = await person();
     const s = await session(alice);
@@ -342,10 +433,6 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     expect(done.target.searchParams.get('state')).toBe('xyz');
     expect(done.code).toMatch(/^egcc_/);
 
-    const row = await store.db.selectFrom('connections').selectAll().executeTakeFirstOrThrow();
-    expect(JSON.stringify(row)).not.toContain('pw with spaces');
-    expect(row.config).toMatchObject({ host: '127.0.0.1', port: 5432, user: 'postgres' });
-
     const exchanged = await post(alice.oauth, '/v1/connect/exchange', { code: done.code });
     expect(exchanged.statusCode, exchanged.body).toBe(200);
     expect(exchanged.json().data).toMatchObject({ type: 'postgresql', name: 'Orders DB' });
@@ -353,6 +440,21 @@ describe.each(storeKinds)('connect flow on %s', (kind) => {
     expect(again.statusCode).toBe(404);
 
     const connectionId = exchanged.json().data.connectionId as string;
+    // The row of this very connection: no plaintext anywhere, and the sealed value opens to it.
+    const row = await store.db
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', connectionId)
+      .executeTakeFirstOrThrow();
+    expect(row.workspace_id).toBe(alice.workspaceId);
+    expect(JSON.stringify(row)).not.toContain('pw with spaces');
+    expect(row.config).toMatchObject({ host: '127.0.0.1', port: 5432, user: 'postgres' });
+    expect(row.config).not.toHaveProperty('password');
+    expect(row.secret_fields).toEqual(['password']);
+    expect(await openConnection(store.db, createKeyring(TEST_SECRET), row)).toMatchObject({
+      password: 'pw with spaces & symbols/?',
+    });
+
     const shown = await get(alice.oauth, `/v1/connections/${connectionId}`);
     expect(shown.statusCode).toBe(200);
     expect(shown.json().data.secretFields).toEqual(['password']);

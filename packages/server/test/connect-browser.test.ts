@@ -53,7 +53,9 @@ document.getElementById('connect').addEventListener('click', function () {
 </script></body></html>`;
 }
 
-describe('a partner embeds the hosted connect flow', () => {
+// Chromium shares two cores with the rest of the suite: a test gets 90 s, and each browser step
+// 25 s, so a step that hangs fails with its own name rather than the test's timeout.
+describe('a partner embeds the hosted connect flow', { timeout: 90_000 }, () => {
   let store: Store;
   let app: FastifyInstance;
   let url: string;
@@ -141,7 +143,7 @@ window.addEventListener('message', function (event) {
   });
 
   it('collects, tests and hands over a Postgres connection', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await context.newPage();
     await page.goto(partnerBase);
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#connect')]);
@@ -186,6 +188,12 @@ window.addEventListener('message', function (event) {
     await context.close();
   });
 
+  async function newContext() {
+    const context = await browser.newContext();
+    context.setDefaultTimeout(25_000);
+    return context;
+  }
+
   async function newSession(): Promise<string> {
     const made = await fetch(`${partnerBase}/session`, { method: 'POST' });
     return ((await made.json()) as { redirect_url: string }).redirect_url;
@@ -201,7 +209,7 @@ window.addEventListener('message', function (event) {
   }
 
   it('works as a full page: the user lands on redirect_url with the code and state', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await context.newPage();
     await page.goto(`${await newSession()}?state=full-page`);
     await page.click('a[data-type="postgresql"]');
@@ -218,7 +226,7 @@ window.addEventListener('message', function (event) {
   });
 
   it('falls back to a full-page redirect when the popup is blocked', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await context.newPage();
     // A popup blocker: window.open returns null.
     await page.addInitScript(() => {
@@ -236,7 +244,7 @@ window.addEventListener('message', function (event) {
   });
 
   it('works in an iframe of the partner and posts the result to the parent', async () => {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await context.newPage();
     const src = await newSession();
     await page.goto(

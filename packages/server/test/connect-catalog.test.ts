@@ -208,7 +208,18 @@ describe('PostgreSQL', () => {
 
   it('logs in and reports the server version', async () => {
     const outcome = await postgresqlType.test(local({ sslmode: 'disable' }), ctx);
-    expect(outcome).toEqual({ ok: true, serverVersion: expect.stringMatching(/^\d+\.\d+/) });
+    expect(outcome).toEqual({
+      ok: true,
+      serverVersion: expect.stringMatching(/^\d+\.\d+/),
+      passwordVerified: false,
+    });
+  });
+
+  it('says the password was not checked when the server trusts the user (any password passes)', async () => {
+    // This machine's Postgres trusts loopback: it answers the startup with AuthenticationOk.
+    const wrong = `wrong-${randomBytes(6).toString('hex')}`;
+    const outcome = await postgresqlType.test(local({ sslmode: 'disable', password: wrong }), ctx);
+    expect(outcome).toMatchObject({ ok: true, passwordVerified: false });
   });
 
   it('falls back to plaintext under prefer when the server has no TLS, and says so', async () => {
@@ -291,7 +302,24 @@ describe('PostgreSQL', () => {
     it('accepts the right password over TLS', async () => {
       const password = cluster.password(cluster.users.scram);
       const outcome = await postgresqlType.test(cred({ password, sslmode: 'require' }), ctx);
-      expect(outcome).toEqual({ ok: true, serverVersion: expect.any(String) });
+      expect(outcome).toEqual({
+        ok: true,
+        serverVersion: expect.any(String),
+        passwordVerified: true,
+      });
+    });
+
+    it('records which logins depended on the password: md5 and cleartext did, trust did not', async () => {
+      for (const user of [cluster.users.md5, cluster.users.cleartext]) {
+        const password = cluster.password(user);
+        const outcome = await postgresqlType.test(cred({ user, password }), ctx);
+        expect(outcome, user).toMatchObject({ ok: true, passwordVerified: true });
+      }
+      const trusted = await postgresqlType.test(
+        cred({ user: cluster.users.trust, password: 'anything at all' }),
+        ctx,
+      );
+      expect(trusted).toMatchObject({ ok: true, passwordVerified: false });
     });
 
     it('names the user whose password was wrong, without repeating it', async () => {
@@ -351,6 +379,7 @@ describe('MariaDB', () => {
       ok: true,
       serverVersion: expect.stringContaining('MariaDB'),
       note: expect.stringContaining('not encrypted'),
+      passwordVerified: true,
     });
   });
 
@@ -359,7 +388,11 @@ describe('MariaDB', () => {
       configOf(mysqlType, { host: LOOPBACK, user: TEST_USER, password, tls: 'disable' }),
       ctx,
     );
-    expect(outcome).toEqual({ ok: true, serverVersion: expect.stringContaining('MariaDB') });
+    expect(outcome).toEqual({
+      ok: true,
+      serverVersion: expect.stringContaining('MariaDB'),
+      passwordVerified: true,
+    });
   });
 
   it('names the user whose password was wrong, without repeating it', async () => {
@@ -382,6 +415,14 @@ describe('MariaDB', () => {
       field: 'database',
       message: 'Database "nope" does not exist on this server.',
     });
+  });
+
+  it('checks a password even for an account that has none, so a login with one verified it', async () => {
+    // Why the MySQL family's passwordVerified is true whenever a password was given: this
+    // machine's root has no password, and MariaDB still refuses a wrong one.
+    const config = configOf(mariadbType, { host: LOOPBACK, user: 'root', password: 'wrong' });
+    const failure = failureOf(await mariadbType.test(config, ctx));
+    expect(failure).toMatchObject({ code: 'auth_failed', field: 'password' });
   });
 
   it('says the server has no TLS when TLS is required', async () => {
@@ -421,12 +462,16 @@ describe('Redis', () => {
 
   it('pings and reports the server version', async () => {
     const outcome = await redisType.test(local({ database: 3 }), ctx);
-    expect(outcome).toEqual({ ok: true, serverVersion: expect.stringMatching(/^\d+\.\d+\.\d+$/) });
+    expect(outcome).toEqual({
+      ok: true,
+      serverVersion: expect.stringMatching(/^\d+\.\d+\.\d+$/),
+      passwordVerified: false,
+    });
   });
 
   it('logs in as an ACL user with the right password', async () => {
     const outcome = await redisType.test(local({ username: TEST_USER, password }), ctx);
-    expect(outcome).toMatchObject({ ok: true });
+    expect(outcome).toMatchObject({ ok: true, passwordVerified: true });
   });
 
   it('names the user whose password was wrong, without repeating it', async () => {
@@ -443,7 +488,11 @@ describe('Redis', () => {
 
   it('accepts a password the server does not need, and says it is not needed', async () => {
     const outcome = await redisType.test(local({ password: 'unneeded' }), ctx);
-    expect(outcome).toMatchObject({ ok: true, note: expect.stringContaining('not needed') });
+    expect(outcome).toMatchObject({
+      ok: true,
+      note: expect.stringContaining('not needed'),
+      passwordVerified: false,
+    });
   });
 
   it('names a database number the server does not have', async () => {
@@ -510,6 +559,7 @@ describe('SQL Server', () => {
         ok: true,
         serverVersion: '16.0.1000',
         note: expect.stringContaining('does not log in'),
+        passwordVerified: false,
       });
       expect(server.requests[0]?.[0]).toBe(PRELOGIN);
       expect(server.requests[0]?.readUInt16BE(2)).toBe(server.requests[0]?.length);

@@ -8,7 +8,13 @@ import { createServer as createNetServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { signWebhook, verifyWebhook, WebhookSignatureError } from '@edgegate/contract';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import {
+  signWebhook,
+  signWebhookMessage,
+  verifyWebhook,
+  WebhookSignatureError,
+} from '@edgegate/contract';
 import { migrateToLatest, openStore, type Db, type Store } from '../src/db/store.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { appendEvent } from '../src/connect/events.ts';
@@ -175,7 +181,8 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
       events: null,
     });
     expect(created.id).toMatch(/^wh_[A-Za-z0-9]{22}$/);
-    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    // Standard Webhooks: whsec_ and 32 random bytes in standard base64.
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
 
     const listed = await api(app, alice.oauth).get('/v1/webhooks');
     expect(listed.statusCode).toBe(200);
@@ -272,6 +279,172 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
     expect(deliveries.json().data[0].finishedAt).not.toBeNull();
   });
 
+  it('signs the Standard Webhooks way: the SDK and the standardwebhooks package both verify it', async () => {
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/standard`);
+    const event = await fireEvent(store.db, alice.workspaceId);
+    const [receipt] = await until(
+      () => receiver.at('/standard'),
+      (r) => r.length > 0,
+      'a delivery',
+    );
+    const headers = receipt!.headers;
+    expect(headers['webhook-id']).toBe(event.id);
+    expect(Math.abs(Number(headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(30);
+    expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+
+    expect(await verifyWebhook(receipt!.body, headers, hook.secret)).toMatchObject({
+      id: event.id,
+      type: 'connection.created',
+    });
+    // A Fetch Headers object works as well as Node's req.headers.
+    const fetchHeaders = new Headers(headers as Record<string, string>);
+    expect(await verifyWebhook(receipt!.body, fetchHeaders, hook.secret)).toMatchObject({
+      id: event.id,
+    });
+    // The independent implementation (npm standardwebhooks) agrees.
+    const standard = new StandardWebhook(hook.secret);
+    expect(standard.verify(receipt!.body, headers as Record<string, string>)).toMatchObject({
+      id: event.id,
+    });
+
+    const tampered = receipt!.body.replace('Orders DB', 'Orders DC');
+    await expect(verifyWebhook(tampered, headers, hook.secret)).rejects.toThrow(
+      /no signature matches/,
+    );
+    expect(() => standard.verify(tampered, headers as Record<string, string>)).toThrow();
+    const otherSecret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    await expect(verifyWebhook(receipt!.body, headers, otherSecret)).rejects.toThrow(
+      /no signature matches/,
+    );
+    const otherId = { ...headers, 'webhook-id': 'evt_other' };
+    await expect(verifyWebhook(receipt!.body, otherId, hook.secret)).rejects.toThrow(
+      /no signature matches/,
+    );
+    const stale = await signWebhookMessage(
+      { id: event.id, timestamp: Math.floor(Date.now() / 1000) - 600, body: receipt!.body },
+      [hook.secret],
+    );
+    await expect(verifyWebhook(receipt!.body, stale, hook.secret)).rejects.toThrow(/too old/);
+    expect(() => standard.verify(receipt!.body, stale)).toThrow();
+    await expect(verifyWebhook(receipt!.body, {}, hook.secret)).rejects.toThrow(
+      /headers are required/,
+    );
+  });
+
+  it('rotates a secret: both sign during the overlap, only the new one after it', async () => {
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/rotated`);
+    const rotated = await api(app, alice.oauth).post(`/v1/webhooks/${hook.id}/rotate-secret`, {
+      overlapSeconds: 3600,
+    });
+    expect(rotated.statusCode, rotated.body).toBe(200);
+    expect(rotated.headers['cache-control']).toBe('no-store');
+    const next = rotated.json().data as { secret: string; previousSecretExpiresAt: string };
+    expect(next.secret).toMatch(/^whsec_/);
+    expect(next.secret).not.toBe(hook.secret);
+    expect(Date.parse(next.previousSecretExpiresAt) - Date.now()).toBeGreaterThan(3500_000);
+
+    const first = await fireEvent(store.db, alice.workspaceId);
+    const [during] = await until(
+      () => receiver.at('/rotated'),
+      (r) => r.length > 0,
+      'a delivery during the overlap',
+    );
+    expect((during!.headers['webhook-signature'] as string).split(' ')).toHaveLength(2);
+    for (const secret of [hook.secret, next.secret]) {
+      expect(await verifyWebhook(during!.body, during!.headers, secret)).toMatchObject({
+        id: first.id,
+      });
+      expect(
+        new StandardWebhook(secret).verify(during!.body, during!.headers as Record<string, string>),
+      ).toMatchObject({ id: first.id });
+      // The legacy header carries one v1 per secret too.
+      const legacy = during!.headers['edgegate-signature'] as string;
+      expect(await verifyWebhook(during!.body, legacy, secret)).toMatchObject({ id: first.id });
+    }
+
+    const ended = await api(app, alice.oauth).post(`/v1/webhooks/${hook.id}/rotate-secret`, {
+      overlapSeconds: 0,
+    });
+    expect(ended.statusCode, ended.body).toBe(200);
+    expect(ended.json().data.previousSecretExpiresAt).toBeNull();
+    const latest = ended.json().data.secret as string;
+    const second = await fireEvent(store.db, alice.workspaceId);
+    const [, after] = await until(
+      () => receiver.at('/rotated'),
+      (r) => r.length > 1,
+      'a delivery after the overlap',
+    );
+    expect((after!.headers['webhook-signature'] as string).split(' ')).toHaveLength(1);
+    expect(await verifyWebhook(after!.body, after!.headers, latest)).toMatchObject({
+      id: second.id,
+    });
+    for (const retired of [hook.secret, next.secret]) {
+      await expect(verifyWebhook(after!.body, after!.headers, retired)).rejects.toThrow(
+        /no signature matches/,
+      );
+    }
+    // The receiver may list several secrets while it rolls out the new one.
+    expect(await verifyWebhook(after!.body, after!.headers, [next.secret, latest])).toMatchObject({
+      id: second.id,
+    });
+
+    const bad = await api(app, alice.oauth).post(`/v1/webhooks/${hook.id}/rotate-secret`, {
+      overlapSeconds: -1,
+    });
+    expect(bad.statusCode).toBe(422);
+    expect(bad.headers['content-type']).toContain('application/problem+json');
+    const mallory = await person(app, store.db);
+    const foreign = await api(app, mallory.oauth).post(`/v1/webhooks/${hook.id}/rotate-secret`, {});
+    expect(foreign.statusCode).toBe(404);
+  });
+
+  it('sends a signed test event to the one endpoint asked, outside the event log', async () => {
+    const alice = await person(app, store.db);
+    const hook = await createHook(app, alice, `${receiver.url}/test-event`);
+    await createHook(app, alice, `${receiver.url}/test-event-other`);
+    const sent = await api(app, alice.oauth).post(`/v1/webhooks/${hook.id}/test`, {});
+    expect(sent.statusCode, sent.body).toBe(202);
+    const { eventId, deliveryId } = sent.json().data;
+    expect(deliveryId).toBe(`dlv_${hook.id}_${eventId}`);
+    const [receipt] = await until(
+      () => receiver.at('/test-event'),
+      (r) => r.length > 0,
+      'the test event',
+    );
+    expect(receipt!.headers['webhook-id']).toBe(eventId);
+    const expected = {
+      id: eventId,
+      type: 'webhook.test',
+      workspaceId: alice.workspaceId,
+      data: { webhookId: hook.id, message: expect.stringContaining('test event') },
+    };
+    expect(await verifyWebhook(receipt!.body, receipt!.headers, hook.secret)).toMatchObject(
+      expected,
+    );
+    expect(
+      new StandardWebhook(hook.secret).verify(
+        receipt!.body,
+        receipt!.headers as Record<string, string>,
+      ),
+    ).toMatchObject(expected);
+    const deliveries = await until(
+      () => api(app, alice.oauth).get(`/v1/webhooks/${hook.id}/deliveries`),
+      (r) => r.json().data[0]?.status === 'delivered',
+      'the test delivery to be recorded',
+    );
+    expect(deliveries.json().data[0]).toMatchObject({ id: deliveryId, eventType: 'webhook.test' });
+    await sleep(300);
+    expect(receiver.at('/test-event-other')).toEqual([]);
+    const events = await api(app, alice.oauth).get('/v1/events');
+    expect(events.json().data.map((e: { type: string }) => e.type)).not.toContain('webhook.test');
+    const mallory = await person(app, store.db);
+    expect(
+      (await api(app, mallory.oauth).post(`/v1/webhooks/${hook.id}/test`, {})).statusCode,
+    ).toBe(404);
+  });
+
   it('retries 500s with back-off and delivers on the third attempt', async () => {
     const alice = await person(app, store.db);
     receiver.answer('/flaky', (nth) => (nth <= 2 ? 500 : 200));
@@ -345,10 +518,17 @@ describe.each(storeKinds)('webhooks on %s', (kind) => {
     expect(theirs.json().type).toBe('https://edgegate.dev/problems/webhook.not_found');
     expect((await api(app, bob.oauth).get('/v1/webhooks')).json().data).toEqual([]);
 
-    // Bob's events never reach Alice's endpoint.
+    // Bob's events never reach Alice's endpoint, which does receive Alice's own event, sent after.
     await fireEvent(store.db, bob.workspaceId);
+    const hers = await fireEvent(store.db, alice.workspaceId);
+    await until(
+      () => receiver.at('/private'),
+      (r) => r.length > 0,
+      "Alice's event",
+    );
     await sleep(200);
-    expect(receiver.at('/private')).toHaveLength(0);
+    const received = receiver.at('/private').map((r) => r.headers['edgegate-event-id']);
+    expect(received).toEqual([hers.id]);
 
     expect((await api(app, alice.oauth).delete(`/v1/webhooks/${hook.id}`)).statusCode).toBe(204);
     expect((await api(app, alice.oauth).get('/v1/webhooks')).json().data).toEqual([]);

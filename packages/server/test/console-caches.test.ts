@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Store } from '../src/db/store.ts';
 import { openTestStore } from './helpers/stores.ts';
 import { buildTestApp } from './helpers/app.ts';
+import { findCacheById } from '../src/db/queries/caches.ts';
 import { ConsoleClient } from './helpers/console-client.ts';
 
 function cacheForm(overrides: Record<string, string> = {}) {
@@ -134,6 +135,24 @@ describe('console cache pages', () => {
     expect(refused.body).toContain('<h1>Orders (EU)</h1>');
   });
 
+  it('sharing results between edge nodes is chosen on the form and kept', async () => {
+    const { client, base } = await owner();
+    const { path, id } = await createCache(client, base, { sharedResults: 'on' });
+    const selected = (body: string) =>
+      /<option value="(on|off)"\s+selected/.exec(
+        body.slice(body.indexOf('id="sharedResults"')),
+      )?.[1];
+    expect(selected((await client.get(path)).body)).toBe('on');
+    expect((await findCacheById(store.db, id))?.shared_results).toBe(true);
+    expect((await client.post(path, cacheForm({ sharedResults: 'off' }))).statusCode).toBe(303);
+    expect(selected((await client.get(path)).body)).toBe('off');
+    expect((await findCacheById(store.db, id))?.shared_results).toBe(false);
+    // A form without the field leaves it as it is.
+    await client.post(path, cacheForm({ sharedResults: 'on' }));
+    expect((await client.post(path, cacheForm({ name: 'Renamed' }))).statusCode).toBe(303);
+    expect((await findCacheById(store.db, id))?.shared_results).toBe(true);
+  });
+
   it('a change made meanwhile by someone else is not overwritten', async () => {
     const { client, base } = await owner();
     const { path } = await createCache(client, base);
@@ -248,6 +267,46 @@ describe('console cache pages', () => {
     expect(refused.body).toContain('id="connectionString-error"');
     expect(refused.body).toContain('value="mysql://u:p@origin/app"');
     expect(refused.headers['cache-control']).toBe('no-store');
+  });
+
+  it('the invalidation form says the mode and names what the origin lacks', async () => {
+    const { client, base } = await owner();
+    // The machine's own Postgres runs with wal_level=replica and trusts loopback.
+    const { path } = await createCache(client, base, { hostname: '127.0.0.1', port: '5432' });
+    const page = await client.get(path);
+    expect(page.body).toContain('Writes that bypass the edge');
+    expect(testIdText(page.body, 'invalidation-status')?.trim()).toContain(
+      'Cached reads are dropped by writes through the edge',
+    );
+    const refused = await client.post(
+      `${path}/invalidation`,
+      {
+        mode: 'replication',
+        username: 'postgres',
+        password: 'not shown again',
+        database: 'postgres',
+        publication: '',
+      },
+      { from: path },
+    );
+    expect(refused.statusCode).toBe(422);
+    expect(unescape(refused.body)).toContain('wal_level=replica');
+    expect(refused.body).toContain('value="postgres"');
+    expect(refused.body).not.toContain('not shown again');
+
+    const missing = await client.post(
+      `${path}/invalidation`,
+      { mode: 'replication', username: '', password: '', database: '', publication: '' },
+      { from: path },
+    );
+    expect(missing.statusCode).toBe(422);
+    expect(missing.body).toContain('Replication user: is required');
+
+    const saved = await client.post(`${path}/invalidation`, { mode: 'edge' }, { from: path });
+    expect(saved.statusCode).toBe(303);
+    expect((await client.get(path)).body).toContain(
+      'drops cached reads on writes through the edge',
+    );
   });
 
   it('a deleted cache leaves the list and its page is gone', async () => {

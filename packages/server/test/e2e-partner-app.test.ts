@@ -2,13 +2,16 @@
 // it, the example partner app, and a person in Chromium who connects their workspace, gets a
 // connection string for the machine's Postgres, and later revokes the app. The string really
 // works through the edge: a repeated read is a hit in the metrics, a write makes the next read
-// fresh. After the revocation the partner app asks to reconnect and its old token gets 401.
+// fresh; the same for a MariaDB cache the partner creates through the API, read with mysql2 on the
+// edge's MySQL port.
+// After the revocation the partner app asks to reconnect and its old token gets 401.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +32,7 @@ describe('a partner app integrates Edgegate, from consent to a working connectio
   let serverOutput = '';
   let edgegateUrl: string;
   let edgePort: number;
+  let edgeMysqlPort: number;
   let serverEnv: Record<string, string>;
   let partner: PartnerApp;
   let partnerDataDir: string;
@@ -58,11 +62,13 @@ describe('a partner app integrates Edgegate, from consent to a working connectio
     temporary.push(dataDir, partnerDataDir);
     const port = await freePort();
     edgePort = await freePort();
+    edgeMysqlPort = await freePort();
     edgegateUrl = `http://127.0.0.1:${port}`;
     serverEnv = {
       DATA_DIR: dataDir,
       PORT: String(port),
       EDGE_PG_PORT: String(edgePort),
+      EDGE_MYSQL_PORT: String(edgeMysqlPort),
       PUBLIC_URL: edgegateUrl,
       EDGE_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
@@ -210,12 +216,60 @@ describe('a partner app integrates Edgegate, from consent to a working connectio
     await app.query(`UPDATE ${table} SET label = 'after' WHERE id = 1`);
     expect((await app.query(read)).rows).toEqual([{ label: 'after' }]);
 
+    // The MariaDB leg: the partner creates a cache for the machine's MariaDB with its token, has
+    // the server convert the user's string, and the application's mysql2 reads through the edge's
+    // MySQL port: a repeated read is a hit, a write makes the next read fresh.
+    const api = async (path: string, body: unknown) => {
+      const response = await fetch(`${edgegateUrl}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as { data: never } };
+    };
+    const created = await api('/v1/caches', {
+      name: 'Shop MariaDB',
+      type: 'mariadb',
+      hostname: '127.0.0.1',
+      port: 3306,
+    });
+    expect(created.status).toBe(201);
+    const mariadbCache = (created.body.data as { id: string }).id;
+    const converted = await api('/v1/connection-strings', {
+      cacheId: mariadbCache,
+      connectionString: 'mysql://root@127.0.0.1:3306/test',
+    });
+    const mysqlString = (converted.body.data as { connectionString: string }).connectionString;
+    expect(mysqlString).toBe(`mysql://${mariadbCache}-root@127.0.0.1:${edgeMysqlPort}/test`);
+    const shop = await mysql.createConnection(mysqlString);
+    try {
+      await shop.query(`CREATE TABLE ${table} (id int PRIMARY KEY, label text NOT NULL)`);
+      await shop.query(`INSERT INTO ${table} VALUES (1, 'before')`);
+      const [first] = await shop.query(read);
+      const [second] = await shop.query(read);
+      expect([first, second]).toEqual([[{ label: 'before' }], [{ label: 'before' }]]);
+      await shop.query(`UPDATE ${table} SET label = 'after' WHERE id = 1`);
+      const [third] = await shop.query(read);
+      expect(third).toEqual([{ label: 'after' }]);
+      const shopMetrics = (await (
+        await fetch(`${edgegateUrl}/v1/caches/${mariadbCache}/metrics?window=15m`, {
+          headers: { authorization: `Bearer ${accessToken}` },
+        })
+      ).json()) as { data: { hits: number; misses: number } };
+      expect(shopMetrics.data.hits).toBe(1);
+      expect(shopMetrics.data.misses).toBe(2);
+    } finally {
+      await shop.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+      await shop.end();
+    }
+
     // The person revokes the app in Edgegate's account settings.
     await page.goto(`${edgegateUrl}/settings/account/authorized-apps`);
     await page
       .getByRole('row', { name: new RegExp(APP_NAME) })
       .getByRole('button', { name: 'Revoke' })
       .click();
+    await page.getByRole('button', { name: 'Yes, revoke access' }).click();
     await page.getByText('Access revoked.').waitFor();
 
     const refused = await metricsOf(accessToken);

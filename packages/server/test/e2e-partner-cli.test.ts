@@ -16,6 +16,8 @@ import { freePort } from './helpers/listening-app.ts';
 const ROOT = resolve(import.meta.dirname, '../../..');
 const EDGEGATE = join(ROOT, 'packages/cli/src/main.ts');
 const PARTNER_CLI = join(ROOT, 'examples/partner-cli/src/main.ts');
+// The example imports @edgegate/sdk; this condition loads its sources rather than its build.
+const SDK_SOURCES = '--conditions=edgegate-source';
 const PASSWORD = 'correct horse battery staple';
 /** What `login` prints under "Open this page to connect to Edgegate:". */
 const SIGN_IN_URL = /^ {2}(http:\/\/\S+\/oauth2\/auth\?\S+)$/m;
@@ -31,10 +33,15 @@ interface Outcome {
 /** Runs a program to its end (at most `timeoutMs`), never throwing on a non-zero exit. */
 function runProcess(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Outcome> {
   return new Promise((done) => {
-    execFile(process.execPath, args, { env, timeout: timeoutMs }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      done({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [SDK_SOURCES, ...args],
+      { env, timeout: timeoutMs },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        done({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -266,7 +273,7 @@ describe('partner-cli against a running Edgegate, with Chromium for the user', (
     consent: (signInUrl: string) => Promise<void>,
     { args = [], printed: pattern = SIGN_IN_URL }: { args?: string[]; printed?: RegExp } = {},
   ): Promise<Outcome> {
-    const child = spawn(process.execPath, [PARTNER_CLI, 'login', ...args], {
+    const child = spawn(process.execPath, [SDK_SOURCES, PARTNER_CLI, 'login', ...args], {
       env: partnerEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -436,6 +443,7 @@ describe('partner-cli against a running Edgegate, with Chromium for the user', (
     const row = page.getByRole('row', { name: /Partner CLI/ });
     expect(await row.textContent()).toContain('Data Team');
     await row.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('button', { name: 'Yes, revoke access' }).click();
     await page.getByText('Access revoked.').waitFor();
 
     const refused = await partnerCli('caches', 'list');

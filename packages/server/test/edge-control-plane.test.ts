@@ -1,6 +1,7 @@
 // The edge driven by the control plane, end to end: a cache created through the API serves the
 // connection string the API hands out, rule and cache changes reach a running edge within a second
 // (in one process, and in a separate edge process by LISTEN/NOTIFY), and metrics come back out.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { startServer, type RunningServer } from '../src/main.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { ConsoleClient } from './helpers/console-client.ts';
 import { freePort } from './helpers/listening-app.ts';
-import { createTestDatabase } from './helpers/stores.ts';
+import { ADMIN_DATABASE_URL, createTestDatabase } from './helpers/stores.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
 
 const SCOPES = [
@@ -29,6 +30,7 @@ async function start(
   planes: 'all' | 'server' | 'edge',
   edgePort: number,
   extra: Record<string, string> = {},
+  warnings?: string[],
 ) {
   const config = loadConfig({
     ...extra,
@@ -36,24 +38,56 @@ async function start(
     DATA_DIR: mkdtempSync(join(tmpdir(), 'eg-edge-')),
     PORT: '0',
     EDGE_PG_PORT: String(edgePort),
+    EDGE_MYSQL_PORT: '0',
     EDGEGATE_SECRET: 'a'.repeat(48),
     LOG_LEVEL: 'silent',
   });
-  return startServer(config, { logger: silent, planes });
+  const logger = warnings
+    ? pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) })
+    : silent;
+  return startServer(config, { logger, planes });
 }
 
-async function bearer(server: RunningServer, email: string): Promise<string> {
-  const app = server.app!;
+async function asAdmin(url: string, statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A new user and their personal workspace. */
+async function signedUp(server: RunningServer, email: string) {
   const { user, personalWorkspace } = await signUp(server.store.db, {
     email,
     password: 'long enough pw',
   });
-  const grant = await consentedGrant(app, server.store.db, {
-    userId: user.id,
-    workspaceId: personalWorkspace.id,
-    scopes: SCOPES,
-  });
+  return { userId: user.id, workspaceId: personalWorkspace.id };
+}
+
+/** An access token of a partner app `owner` consented to in their workspace, with `scopes`. */
+async function tokenFor(
+  server: RunningServer,
+  owner: { userId: string; workspaceId: string },
+  scopes = SCOPES,
+): Promise<string> {
+  const app = server.app!;
+  const grant = await consentedGrant(app, server.store.db, { ...owner, scopes });
   return (await accessTokenFor(app, grant)).access_token;
+}
+
+async function bearer(server: RunningServer, email: string): Promise<string> {
+  return tokenFor(server, await signedUp(server, email));
 }
 
 function api(server: RunningServer, token: string) {
@@ -66,6 +100,7 @@ function api(server: RunningServer, token: string) {
     });
     return {
       status: response.statusCode,
+      headers: response.headers,
       body: (response.body === '' ? null : response.json()) as { data: Record<string, unknown> },
     };
   };
@@ -122,6 +157,7 @@ async function withinASecond(check: () => Promise<boolean>): Promise<void> {
 describe('the edge in one process with the control plane', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let server: RunningServer;
+  let owner: { userId: string; workspaceId: string };
   let token: string;
   let cacheId: string;
   let edgeUrl: string;
@@ -129,7 +165,8 @@ describe('the edge in one process with the control plane', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     server = await start(database.url, 'all', await freePort());
-    token = await bearer(server, 'edge-one@example.com');
+    owner = await signedUp(server, 'edge-one@example.com');
+    token = await tokenFor(server, owner);
     const created = await api(server, token).post('/v1/caches', {
       name: 'Local Postgres',
       type: 'postgres',
@@ -211,6 +248,21 @@ describe('the edge in one process with the control plane', () => {
   });
 
   it('metrics need metrics:read and stay inside the workspace', async () => {
+    const withoutMetrics = await tokenFor(
+      server,
+      owner,
+      SCOPES.filter((scope) => scope !== 'metrics:read'),
+    );
+    expect((await api(server, withoutMetrics).get(`/v1/caches/${cacheId}`)).status).toBe(200);
+    const refused = await api(server, withoutMetrics).get(`/v1/caches/${cacheId}/metrics`);
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toBe(
+      'Bearer realm="edgegate", error="insufficient_scope", scope="metrics:read"',
+    );
+    const onlyMetrics = await tokenFor(server, owner, ['metrics:read']);
+    const allowed = await api(server, onlyMetrics).get(`/v1/caches/${cacheId}/metrics`);
+    expect(allowed.status).toBe(200);
+    expect(allowed.body.data).toMatchObject({ cacheId });
     const other = await bearer(server, 'edge-other@example.com');
     expect((await api(server, other).get(`/v1/caches/${cacheId}/metrics`)).status).toBe(404);
     expect((await api(server, token).get(`/v1/caches/${cacheId}/metrics?window=2y`)).status).toBe(
@@ -220,6 +272,7 @@ describe('the edge in one process with the control plane', () => {
 
   it('a rule change reaches the running edge within a second', async () => {
     const sql = 'SELECT 7 * 6 AS answer';
+    const other = 'SELECT 7 - 6 AS difference';
     await query(edgeUrl, sql);
     const stats = server.edge!.stats(cacheId);
     const rule = await api(server, token).post(`/v1/caches/${cacheId}/rules`, {
@@ -228,10 +281,20 @@ describe('the edge in one process with the control plane', () => {
       mode: 'off',
     });
     expect(rule.status).toBe(201);
+    // Any change empties the cache, so a miss proves nothing: the rule makes the read uncacheable.
     await withinASecond(async () => {
-      const hits = stats.hits;
+      const uncacheable = stats.uncacheable;
       await query(edgeUrl, sql);
-      return stats.hits === hits;
+      return stats.uncacheable === uncacheable + 1;
+    });
+    const before = { hits: stats.hits, uncacheable: stats.uncacheable };
+    await query(edgeUrl, sql);
+    await query(edgeUrl, other);
+    await query(edgeUrl, other);
+    // The rule names one template: the first stays uncached, the other is cached as before.
+    expect({ hits: stats.hits, uncacheable: stats.uncacheable }).toEqual({
+      hits: before.hits + 1,
+      uncacheable: before.uncacheable + 1,
     });
   });
 
@@ -254,16 +317,39 @@ describe('a separate edge process', () => {
   let controlPlane: RunningServer;
   let edge: RunningServer;
 
+  const edgeRole = `eg_edge_${randomBytes(4).toString('hex')}`;
+  const warnings: string[] = [];
+
   beforeAll(async () => {
     database = await createTestDatabase();
+    // The edge logs in as a role that may read the store and nothing more: no DDL, no writes.
+    await asAdmin(database.url, [
+      `CREATE ROLE ${edgeRole} LOGIN`,
+      `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ${edgeRole}`,
+    ]);
+    const edgeUrl = new URL(database.url);
+    edgeUrl.username = edgeRole;
+    // Started first, on a store no one migrated yet: it waits, saying why, instead of migrating.
+    const edgeStarting = start(edgeUrl.toString(), 'edge', await freePort(), {}, warnings);
+    await until(() => warnings.some((line) => line.includes('edgegate migrate')));
     controlPlane = await start(database.url, 'server', 0);
-    edge = await start(database.url, 'edge', await freePort());
+    edge = await edgeStarting;
   });
 
   afterAll(async () => {
     await edge?.close();
     await controlPlane?.close();
     await database?.drop();
+    await asAdmin(ADMIN_DATABASE_URL, [`DROP ROLE IF EXISTS ${edgeRole}`]);
+  });
+
+  it('waited for the schema without DDL rights, and said what applies it', () => {
+    const waiting = JSON.parse(warnings.find((line) => line.includes('edgegate migrate'))!) as {
+      msg: string;
+      pending: string[];
+    };
+    expect(waiting.msg).toMatch(/schema is \d+ migration\(s\) behind this edge/);
+    expect(waiting.pending[0]).toBe('0001-foundation');
   });
 
   it('hears cache and rule changes from the control plane by LISTEN/NOTIFY', async () => {
@@ -283,7 +369,10 @@ describe('a separate edge process', () => {
       return stats.uncacheable === uncacheable + 1;
     });
     // The edge's status listener answers for its operator.
-    expect(await (await fetch(`${edge.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${edge.url}/healthz`)).json()).toEqual({
+      status: 'ok',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+    });
     expect(await (await fetch(`${edge.url}/metrics`)).text()).toContain(
       'edgegate_edge_queries_total',
     );
@@ -350,6 +439,21 @@ describe('the edge on two threads (EDGE_THREADS=2) on the embedded store', () =>
     expect(prometheus).toMatch(/edgegate_edge_cache_bytes [1-9]\d*/);
     const served = new RegExp(`edgegate_edge_bytes_served_total\\{cache_id="${cacheId}"\\} (\\d+)`);
     expect(Number(served.exec(prometheus)?.[1])).toBeGreaterThan(0);
+    // Latency is a histogram that adds up both threads: every query once, in cumulative buckets.
+    const series = (name: string, result: string, le?: string) =>
+      new RegExp(
+        `edgegate_edge_query_duration_seconds_${name}\\{cache_id="${cacheId}",result="${result}"${le === undefined ? '' : `,le="${le.replace('+', '\\+')}"`}\\} ([\\d.e-]+)`,
+      ).exec(prometheus)?.[1];
+    for (const [result, count] of [
+      ['hit', data.hits],
+      ['miss', data.misses],
+    ] as const) {
+      expect(Number(series('count', result))).toBe(count);
+      expect(Number(series('bucket', result, '+Inf'))).toBe(count);
+      expect(Number(series('bucket', result, '0.000025'))).toBeLessThanOrEqual(count);
+      expect(Number(series('sum', result))).toBeGreaterThan(0);
+    }
+    expect(prometheus).not.toContain('quantile=');
     // A second scrape with no traffic between adds nothing.
     const again = await (await fetch(`${server.url}/metrics`)).text();
     expect(served.exec(again)?.[1]).toBe(served.exec(prometheus)?.[1]);

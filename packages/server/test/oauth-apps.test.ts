@@ -149,6 +149,29 @@ describe.each(storeKinds)('OAuth app registry on %s', (kind) => {
     expect(secrets).toEqual([]);
   });
 
+  it('takes an http homepage on loopback while an app is developed, and says so on the form', async () => {
+    const client = await user();
+    expect((await client.get(ACCOUNT)).body).toContain(
+      'https, or http on localhost, 127.0.0.1 or [::1] while you develop.',
+    );
+    const local = await client.post(
+      ACCOUNT,
+      appForm({ homepageUrl: 'http://localhost:3000', redirectUris: 'http://localhost:3000/cb' }),
+    );
+    expect(local.statusCode, local.body).toBe(303);
+    const page = (await client.get(local.headers.location as string)).body;
+    expect(page).toContain('<a href="http://localhost:3000">http://localhost:3000</a>');
+
+    const remote = await client.post(
+      ACCOUNT,
+      appForm({ homepageUrl: 'http://reports.example.com' }),
+    );
+    expect(remote.statusCode).toBe(422);
+    expect(remote.body).toContain(
+      'Homepage URL must be an https URL (http only for localhost, 127.0.0.1 or [::1])',
+    );
+  });
+
   it('refuses bad input with messages per field and keeps what was typed', async () => {
     const client = await user();
     const response = await client.post(

@@ -142,6 +142,7 @@ describe('a partner connects an Edgegate account through the browser', () => {
     const row = page.getByRole('row', { name: /Partner Dashboards/ });
     expect(await row.textContent()).toContain('Acme Analytics');
     await row.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('button', { name: 'Yes, revoke access' }).click();
     await page.getByText('Access revoked.').waitFor();
 
     const after = await call(refreshed.access_token);

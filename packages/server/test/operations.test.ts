@@ -1,5 +1,5 @@
 // Health, readiness, Prometheus metrics and graceful shutdown of a real listening server.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,10 @@ import { request } from 'node:http';
 import { pino } from 'pino';
 import { startServer, type RunningServer } from '../src/main.ts';
 import { loadConfig } from '../src/config.ts';
+
+const serverPackage = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+) as { version: string };
 
 describe('operations', () => {
   let server: RunningServer;
@@ -18,6 +22,7 @@ describe('operations', () => {
       DATA_DIR: dataDir,
       PORT: '0',
       EDGE_PG_PORT: '0',
+      EDGE_MYSQL_PORT: '0',
       LOG_LEVEL: 'info',
     });
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
@@ -27,9 +32,46 @@ describe('operations', () => {
     await server?.close();
   });
 
-  it('answers liveness and readiness', async () => {
-    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
-    expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ready' });
+  it('answers liveness, with the version running, and readiness', async () => {
+    const { version } = JSON.parse(
+      readFileSync(join(import.meta.dirname, '../package.json'), 'utf8'),
+    ) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok', version });
+    expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({
+      status: 'ready',
+      checks: { store: 'ok', changeFeed: 'ok' },
+    });
+  });
+
+  it('applies a new log level on reload and logs what changed', async () => {
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      PORT: '0',
+      EDGE_PG_PORT: '0',
+      EDGE_MYSQL_PORT: '0',
+      LOG_LEVEL: 'info',
+    });
+    const requestLines = () => logs.filter((line) => line.includes('"url":"/w/reload-probe"'));
+    await fetch(`${server.url}/w/reload-probe`);
+    expect(requestLines().length).toBeGreaterThan(0);
+
+    expect(await server.reload({ ...config, logLevel: 'warn' })).toEqual(['log level info → warn']);
+    const before = requestLines().length;
+    await fetch(`${server.url}/w/reload-probe`);
+    expect(requestLines().length).toBe(before);
+
+    expect(await server.reload({ ...config, logLevel: 'info' })).toEqual(['log level warn → info']);
+    expect(logs.some((line) => line.includes('reloaded: log level warn → info'))).toBe(true);
+    await fetch(`${server.url}/w/reload-probe`);
+    expect(requestLines().length).toBeGreaterThan(before);
+
+    // What only a restart applies is named, never a secret's value.
+    const secret = 'c'.repeat(40);
+    expect(await server.reload({ ...config, apiRateLimit: 5, secret })).toEqual([]);
+    const warning = logs.find((line) => line.includes('takes a restart')) ?? '';
+    expect(warning).toContain('EDGEGATE_SECRET, API_RATE_LIMIT changed');
+    expect(warning).not.toContain(secret);
   });
 
   it('exposes request counts and latency by route pattern', async () => {
@@ -42,6 +84,9 @@ describe('operations', () => {
       /edgegate_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/w\/:slug"/,
     );
     expect(text).toContain('process_cpu_user_seconds_total');
+    expect(text).toContain(
+      `edgegate_build_info{version="${serverPackage.version}",node_version="${process.version}"} 1`,
+    );
   });
 
   it('answers unknown API paths with problem+json', async () => {

@@ -74,6 +74,9 @@ const privateAddresses = [
   ['198.18.0.1', 'benchmarking 198.18/15'],
   ['192.0.0.8', 'IETF protocol assignments'],
   ['::7f00:1', 'IPv4-compatible loopback'],
+  ['fec0::1', 'IPv6 site-local (deprecated)'],
+  ['192.0.2.2', 'documentation TEST-NET-1'],
+  ['::ffff:0:7f00:1', 'IPv4-translated loopback'],
 ] as const;
 
 const publicAddresses = [
@@ -85,7 +88,6 @@ const publicAddresses = [
   '100.128.0.1',
   '11.0.0.1',
   '223.255.255.255',
-  'fec0::1',
   '::ffff:93.184.216.34',
 ];
 
@@ -206,6 +208,101 @@ describe('loopback and private networks depend on the operator', () => {
     await expect(
       checkOrigin('db.example.com', { privateRanges: 'allow', resolve }),
     ).resolves.toBeDefined();
+  });
+});
+
+/**
+ * Every range of the IANA IPv4 and IPv6 special-purpose registries (and the deprecated ones still
+ * named elsewhere), with an address inside it and what Edgegate makes of it: `forbidden` is refused
+ * under both ORIGIN_PRIVATE modes, `private` only under deny, `public` under neither.
+ */
+const SPECIAL_PURPOSE: [
+  address: string,
+  range: string,
+  kind: 'forbidden' | 'private' | 'public',
+][] = [
+  ['0.0.0.1', '0.0.0.0/8 this network', 'forbidden'],
+  ['10.200.0.1', '10.0.0.0/8 private', 'private'],
+  ['100.64.0.1', '100.64.0.0/10 shared address space', 'private'],
+  ['127.0.0.2', '127.0.0.0/8 loopback', 'private'],
+  ['169.254.1.1', '169.254.0.0/16 link-local', 'forbidden'],
+  ['172.20.0.1', '172.16.0.0/12 private', 'private'],
+  ['192.0.0.1', '192.0.0.0/24 IETF protocol assignments', 'private'],
+  ['192.0.0.9', '192.0.0.9/32 port control protocol anycast', 'private'],
+  ['192.0.0.170', '192.0.0.170/32 NAT64/DNS64 discovery', 'private'],
+  ['192.0.2.2', '192.0.2.0/24 documentation (TEST-NET-1)', 'private'],
+  ['192.31.196.1', '192.31.196.0/24 AS112-v4', 'private'],
+  ['192.52.193.1', '192.52.193.0/24 AMT', 'private'],
+  ['192.88.99.1', '192.88.99.0/24 deprecated 6to4 relay anycast', 'private'],
+  ['192.168.0.1', '192.168.0.0/16 private', 'private'],
+  ['192.175.48.1', '192.175.48.0/24 direct delegation AS112', 'private'],
+  ['198.18.0.1', '198.18.0.0/15 benchmarking', 'private'],
+  ['198.19.255.254', 'end of 198.18.0.0/15', 'private'],
+  ['198.51.100.7', '198.51.100.0/24 documentation (TEST-NET-2)', 'private'],
+  ['203.0.113.9', '203.0.113.0/24 documentation (TEST-NET-3)', 'private'],
+  ['224.0.0.251', '224.0.0.0/4 multicast', 'forbidden'],
+  ['240.0.0.1', '240.0.0.0/4 reserved', 'forbidden'],
+  ['255.255.255.255', 'limited broadcast', 'forbidden'],
+  ['::1', '::1/128 loopback', 'private'],
+  ['::', '::/128 unspecified', 'forbidden'],
+  ['::ffff:10.0.0.1', '::ffff:0:0/96 IPv4-mapped private', 'private'],
+  ['::ffff:169.254.169.254', '::ffff:0:0/96 IPv4-mapped metadata', 'forbidden'],
+  ['::ffff:8.8.8.8', '::ffff:0:0/96 IPv4-mapped public', 'public'],
+  ['::ffff:0:7f00:1', '::ffff:0:0:0/96 IPv4-translated loopback', 'private'],
+  ['::ffff:0:a9fe:a9fe', '::ffff:0:0:0/96 IPv4-translated metadata', 'forbidden'],
+  ['::ffff:0:808:808', '::ffff:0:0:0/96 IPv4-translated public', 'public'],
+  ['::7f00:1', '::/96 IPv4-compatible loopback (deprecated)', 'private'],
+  ['::808:808', '::/96 IPv4-compatible public (deprecated)', 'private'],
+  ['64:ff9b::a00:1', '64:ff9b::/96 NAT64 of a private host', 'private'],
+  ['64:ff9b::7f00:1', '64:ff9b::/96 NAT64 of loopback', 'private'],
+  ['64:ff9b::a9fe:a9fe', '64:ff9b::/96 NAT64 of metadata', 'forbidden'],
+  ['64:ff9b::808:808', '64:ff9b::/96 NAT64 of a public host', 'public'],
+  ['64:ff9b:1::808:808', '64:ff9b:1::/48 local-use NAT64', 'private'],
+  ['64:ff9b:1:a9fe:a9:fe00::', '64:ff9b:1::/48 NAT64 /48 form of metadata', 'forbidden'],
+  ['100::1', '100::/64 discard-only', 'forbidden'],
+  ['2001:1::1', '2001::/23 IETF protocol assignments (port control)', 'private'],
+  ['2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001::/32 Teredo', 'private'],
+  ['2001:0:a9fe:a9fe::', '2001::/32 Teredo with a metadata server', 'forbidden'],
+  ['2001:2::1', '2001:2::/48 benchmarking', 'private'],
+  ['2001:3::1', '2001:3::/32 AMT', 'private'],
+  ['2001:4:112::1', '2001:4:112::/48 AS112-v6', 'private'],
+  ['2001:10::1', '2001:10::/28 ORCHID (deprecated)', 'private'],
+  ['2001:20::1', '2001:20::/28 ORCHIDv2', 'private'],
+  ['2001:30::1', '2001:30::/28 drone remote ID', 'private'],
+  ['2001:db8::1', '2001:db8::/32 documentation', 'private'],
+  ['2002:a00:1::1', '2002::/16 6to4 of a private host', 'private'],
+  ['2002:808:808::1', '2002::/16 6to4 of a public host', 'private'],
+  ['2002:a9fe:a9fe::1', '2002::/16 6to4 of metadata', 'forbidden'],
+  ['2620:4f:8000::1', '2620:4f:8000::/48 direct delegation AS112', 'private'],
+  ['3fff::1', '3fff::/20 documentation', 'private'],
+  ['5f00::1', '5f00::/16 segment routing SIDs', 'private'],
+  ['fc00::1', 'fc00::/7 unique local', 'private'],
+  ['fd00:ec2::254', 'AWS metadata inside fc00::/7', 'forbidden'],
+  ['fe80::1', 'fe80::/10 link-local', 'forbidden'],
+  ['fec0::1', 'fec0::/10 site-local (deprecated)', 'private'],
+  ['ff05::1:3', 'ff00::/8 multicast', 'forbidden'],
+  ['8.8.8.8', 'global unicast IPv4', 'public'],
+  ['2001:4860:4860::8888', 'global unicast IPv6', 'public'],
+];
+
+describe('every special-purpose range, under each ORIGIN_PRIVATE mode', () => {
+  const expected = {
+    forbidden: { allow: 'origin.forbidden_address', deny: 'origin.forbidden_address' },
+    private: { allow: 'accepted', deny: 'origin.private_address' },
+    public: { allow: 'accepted', deny: 'accepted' },
+  } as const;
+
+  it.each(SPECIAL_PURPOSE)('%s (%s) is %s', async (address, _range, kind) => {
+    for (const privateRanges of ['allow', 'deny'] as const) {
+      for (const hostname of [address.includes(':') ? `[${address}]` : address, 'db.example.com']) {
+        const resolve = resolverOf({ 'db.example.com': [address] });
+        const outcome = await checkOrigin(hostname, { privateRanges, resolve }).then(
+          () => 'accepted',
+          (error: unknown) => (error instanceof Problem ? error.code : String(error)),
+        );
+        expect(outcome, `${hostname} under ${privateRanges}`).toBe(expected[kind][privateRanges]);
+      }
+    }
   });
 });
 

@@ -28,6 +28,13 @@ describe.each(storeKinds)('store on %s', (kind) => {
       '0005-connect',
       '0006-grant-caches',
       '0007-webhook-owners',
+      '0008-cache-creators',
+      '0009-password-verified',
+      '0010-connect-end-user',
+      '0011-user-disabled',
+      '0012-cache-invalidation',
+      '0013-replication-lease',
+      '0014-shared-results',
     ]);
     const again = await migrateToLatest(store.db);
     expect(again.results).toEqual([]);

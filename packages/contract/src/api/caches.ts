@@ -36,6 +36,85 @@ export const portSchema = z
   .min(1, 'must be between 1 and 65535')
   .max(65535, 'must be between 1 and 65535');
 
+const replicationCredentialSchema = z
+  .strictObject({
+    mode: z.literal('replication'),
+    connectionId: z
+      .string({ error: 'must be a string' })
+      .max(100)
+      .optional()
+      .describe('A connection made through the connect flow whose user may replicate'),
+    username: z
+      .string({ error: 'must be a string' })
+      .min(1, 'is required')
+      .max(128)
+      .optional()
+      .describe('A user with the replication privilege (instead of connectionId)'),
+    password: z
+      .string({ error: 'must be a string' })
+      .max(1024)
+      .optional()
+      .describe('Its password: stored encrypted, never returned'),
+    database: z
+      .string({ error: 'must be a string' })
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        "Postgres: the database to follow (a slot follows one database); default the connection's, else `postgres`",
+      ),
+    publication: z
+      .string({ error: 'must be a string' })
+      .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a plain Postgres identifier')
+      .optional()
+      .describe(
+        'Postgres: an existing publication to follow; when absent, `edgegate_<cache id>` FOR ALL TABLES is created (needs a superuser)',
+      ),
+    maxLagSeconds: z
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(1, 'must be at least 1 second')
+      .max(3600, 'must be at most 3600 seconds')
+      .optional()
+      .describe(
+        'Behind the origin by more than this (default 5), the cache serves nothing from memory until it catches up',
+      ),
+  })
+  .superRefine((value, ctx) => {
+    const byConnection = value.connectionId !== undefined;
+    const byUser = value.username !== undefined || value.password !== undefined;
+    if (byConnection === byUser) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give either connectionId, or username and password',
+      });
+    } else if (byUser && (value.username === undefined || value.password === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.username === undefined ? 'username' : 'password'],
+        message: 'is required with username and password',
+      });
+    }
+  });
+
+/** How a cache learns of writes (SPEC §8a): only through the edge, or from the origin's stream. */
+export const invalidationInputSchema = z
+  .discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('edge') }),
+    replicationCredentialSchema,
+  ])
+  .describe(
+    "`edge`: writes through the edge invalidate, others are bounded by the TTL. `replication`: the origin's change stream (Postgres logical replication, the MariaDB/MySQL binary log) invalidates every committed write",
+  );
+export type InvalidationInput = z.input<typeof invalidationInputSchema>;
+
+/** Whether edge nodes share this cache's results through Redis (the second level, SPEC §8). */
+export const sharedResultsSchema = z
+  .boolean()
+  .describe(
+    "Edge nodes share this cache's results through Redis (a second level behind each node's own memory), so a new or restarted node serves hits at once. Takes effect on edges with REDIS_URL, for caches in `edge` invalidation mode",
+  );
+
 export const cacheCreateSchema = z.strictObject(
   {
     name: cacheNameSchema,
@@ -46,6 +125,8 @@ export const cacheCreateSchema = z.strictObject(
     defaultMode: cacheModeSchema.default('auto'),
     defaultTtlSeconds: ttlSeconds.default(60),
     originTls: originTlsSchema.default('prefer'),
+    invalidation: invalidationInputSchema.default({ mode: 'edge' }),
+    sharedResults: sharedResultsSchema.default(false),
   },
   {
     error: (issue) =>
@@ -65,9 +146,44 @@ export const cacheUpdateSchema = z
     defaultMode: cacheModeSchema.optional(),
     defaultTtlSeconds: ttlSeconds.optional(),
     originTls: originTlsSchema.optional(),
+    invalidation: invalidationInputSchema.optional(),
+    sharedResults: sharedResultsSchema.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'send at least one field to change');
 export type CacheUpdate = z.input<typeof cacheUpdateSchema>;
+
+export const invalidationStatusSchema = z.enum(['following', 'catching_up', 'down']);
+
+export const invalidationSchema = z.object({
+  mode: z.enum(['edge', 'replication']),
+  connectionId: z.string().nullable().describe('The connection whose credential is used, if any'),
+  username: z.string().nullable().describe('The replication user given to the API, if any'),
+  database: z.string().nullable(),
+  publication: z.string().nullable(),
+  maxLagSeconds: z.number().nullable().describe('replication: the lag bound; null in edge mode'),
+  status: invalidationStatusSchema
+    .nullable()
+    .describe(
+      'replication: `following` (caught up), `catching_up` (starting or behind), `down` (see reason); null in edge mode',
+    ),
+  reason: z.string().nullable().describe('Why it is down or catching up'),
+  lagSeconds: z
+    .number()
+    .nullable()
+    .describe("Seconds between a write's commit on the origin and its invalidation, as last seen"),
+  lagBytes: z
+    .number()
+    .nullable()
+    .describe("Bytes of the origin's log not yet applied by the follower, as last seen (Postgres)"),
+  slotBytes: z
+    .number()
+    .nullable()
+    .describe(
+      "WAL the cache's replication slot keeps on its Postgres origin, as last measured (every 30 s)",
+    ),
+});
+
+export type CacheInvalidation = z.infer<typeof invalidationSchema>;
 
 export const cacheSchema = z.object({
   id: z.string(),
@@ -80,8 +196,21 @@ export const cacheSchema = z.object({
   defaultMode: cacheModeSchema,
   defaultTtlSeconds: z.number(),
   originTls: originTlsSchema,
+  invalidation: invalidationSchema,
+  sharedResults: sharedResultsSchema,
   createdAt: z.string(),
   updatedAt: z.string(),
+  createdBy: z
+    .object({
+      type: z.literal('app'),
+      appId: z.string(),
+      name: z.string().describe("The app's name when it created the cache"),
+    })
+    .nullable()
+    .describe(
+      'The partner app whose OAuth token (or an API key it minted) created the cache; null when a ' +
+        'person or a service token did. Read-only; the cache stays when the app is revoked.',
+    ),
 });
 export type Cache = z.infer<typeof cacheSchema>;
 

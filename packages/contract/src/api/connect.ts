@@ -54,6 +54,46 @@ const redirectUrl = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/** The partner's own user the session is for, echoed on the connection, its events and webhooks. */
+export const connectEndUserSchema = z
+  .strictObject({
+    id: z
+      .string({ error: 'must be a string' })
+      .min(1, 'is required')
+      .max(200, 'must be at most 200 characters')
+      .describe("The partner's id for its user"),
+    email: z
+      .email({ error: 'must be an email address' })
+      .max(320, 'must be at most 320 characters')
+      .optional(),
+    display_name: z
+      .string({ error: 'must be a string' })
+      .max(200, 'must be at most 200 characters')
+      .optional(),
+  })
+  .describe('The partner user this is for');
+export type ConnectEndUser = z.infer<typeof connectEndUserSchema>;
+
+export const CONNECT_METADATA_MAX_BYTES = 4096;
+export const CONNECT_METADATA_MAX_KEYS = 50;
+
+/** The partner's own JSON object, echoed like the end user: at most 50 keys and 4 KiB as JSON. */
+export const connectMetadataSchema = z
+  .record(z.string().max(100, 'keys must be at most 100 characters'), z.unknown())
+  .superRefine((value, ctx) => {
+    if (Object.keys(value).length > CONNECT_METADATA_MAX_KEYS)
+      ctx.addIssue({
+        code: 'custom',
+        message: `must have at most ${CONNECT_METADATA_MAX_KEYS} keys`,
+      });
+    if (new TextEncoder().encode(JSON.stringify(value)).length > CONNECT_METADATA_MAX_BYTES)
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be at most ${CONNECT_METADATA_MAX_BYTES} bytes as JSON`,
+      });
+  })
+  .describe("The partner's own JSON object (at most 50 keys, 4 KiB as JSON)");
+
 export const CONNECT_SESSION_DEFAULT_TTL = 600;
 export const CONNECT_SESSION_MAX_TTL = 7 * 24 * 3600;
 
@@ -87,6 +127,8 @@ export const connectSessionCreateSchema = z
       .max(500, 'must be at most 500 characters')
       .optional()
       .describe('Echoed to redirect_url; the page URL may also carry `?state=`'),
+    end_user: connectEndUserSchema.optional(),
+    metadata: connectMetadataSchema.optional(),
   })
   .refine((v) => (v.type === undefined) !== (v.whitelist === undefined), {
     message: 'give exactly one of `type` or `whitelist`',
@@ -114,6 +156,8 @@ export const connectSessionSchema = z.object({
   created_at: z.string(),
   expires_at: z.string(),
   finished_at: z.string().nullable(),
+  end_user: connectEndUserSchema.nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable(),
 });
 export type ConnectSession = z.infer<typeof connectSessionSchema>;
 
@@ -138,6 +182,19 @@ export const connectionSchema = z.object({
   secretFields: z
     .array(z.string())
     .describe('Names of the secret fields that are set; their values are never returned'),
+  passwordVerified: z
+    .boolean()
+    .nullable()
+    .describe(
+      'Whether the database checked the password when the connection was tested: false when it let the user in without asking (trust authentication), when the test could not log in, or when no password was given; null for connections saved before this was recorded',
+    ),
+  endUser: connectEndUserSchema
+    .nullable()
+    .describe('The end_user of the connect session that made or last updated it'),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe('The metadata of the connect session that made or last updated it'),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -162,6 +219,7 @@ export const EVENT_TYPES = [
   'connection.updated',
   'connection.deleted',
   'cache.created',
+  'cache.replication_slot_large',
 ] as const;
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 
@@ -173,6 +231,63 @@ export const workspaceEventSchema = z.object({
   data: z.record(z.string(), z.unknown()),
 });
 export type WorkspaceEvent = z.infer<typeof workspaceEventSchema>;
+
+/** The event "Send a test event" delivers to one endpoint; it is not in the event log. */
+export const WEBHOOK_TEST_EVENT = 'webhook.test';
+/** Every type a webhook delivery can carry. */
+export const DELIVERY_EVENT_TYPES = [...EVENT_TYPES, WEBHOOK_TEST_EVENT] as const;
+
+const connectionEventData = z.object({
+  connectionId: z.string(),
+  type: connectionTypeIdSchema,
+  name: z.string(),
+  endUser: connectEndUserSchema.nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+});
+const connectionSavedData = connectionEventData.extend({
+  passwordVerified: z
+    .boolean()
+    .nullable()
+    .describe('Whether the database checked the password when the connection was tested'),
+});
+
+/** Each delivery's `data`, by event type: what the OpenAPI document's `webhooks` section shows. */
+export const EVENT_DATA_SCHEMAS = {
+  'connection.created': connectionSavedData,
+  'connection.updated': connectionSavedData,
+  'connection.deleted': connectionEventData,
+  'cache.created': z.object({
+    cacheId: z.string(),
+    name: z.string(),
+    type: z.string(),
+    hostname: z.string(),
+    port: z.number().int(),
+  }),
+  'cache.replication_slot_large': z.object({
+    cacheId: z.string(),
+    name: z.string(),
+    retainedBytes: z
+      .number()
+      .int()
+      .describe("WAL the cache's replication slot keeps on its origin, as last measured"),
+    boundBytes: z.number().int().describe('REPLICATION_SLOT_WARN_MB, in bytes'),
+  }),
+  [WEBHOOK_TEST_EVENT]: z.object({
+    webhookId: z.string().describe('The endpoint the test was sent to'),
+    message: z.string(),
+  }),
+} as const;
+
+/** The JSON body of a delivery of `type`: the event envelope with that type's data. */
+export function webhookPayloadSchema(type: (typeof DELIVERY_EVENT_TYPES)[number]) {
+  return z.object({
+    id: z.string().describe('The event id; also the webhook-id header'),
+    type: z.literal(type),
+    workspaceId: z.string(),
+    createdAt: z.string(),
+    data: EVENT_DATA_SCHEMAS[type],
+  });
+}
 
 export const webhookCreateSchema = z.strictObject({
   url: z
@@ -199,13 +314,30 @@ export const webhookSchema = z.object({
 });
 
 export const webhookCreatedSchema = webhookSchema.extend({
-  secret: z.string().describe('Signing secret (whsec_…), shown once'),
+  secret: z.string().describe('Signing secret (whsec_<base64>), shown once'),
+});
+
+export const webhookSecretRotateSchema = z.strictObject({
+  overlapSeconds: z
+    .number({ error: 'must be a number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(0, 'must be 0 or more')
+    .max(7 * 24 * 3600, 'must be at most 7 days (604800 seconds)')
+    .default(24 * 3600)
+    .describe('How long the previous secret keeps signing beside the new one (0: stop at once)'),
+});
+
+export const webhookSecretRotatedSchema = webhookCreatedSchema.extend({
+  previousSecretExpiresAt: z
+    .string()
+    .nullable()
+    .describe('Until then every delivery carries a signature under each secret'),
 });
 
 export const webhookDeliverySchema = z.object({
   id: z.string(),
   eventId: z.string(),
-  eventType: eventTypeSchema,
+  eventType: z.enum(DELIVERY_EVENT_TYPES),
   status: z.enum(['pending', 'delivered', 'failed']),
   attempts: z.number().int(),
   lastStatus: z

@@ -4,3 +4,4 @@ export * from './caches.ts';
 export * from './credentials.ts';
 export * from './metrics.ts';
 export * from './connect.ts';
+export * from './sessions.ts';

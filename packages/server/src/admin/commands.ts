@@ -1,10 +1,14 @@
 // Operator commands shared by the CLI (direct store access) and the admin socket of a running server.
 import { emailSchema, type OAuthAppCreateInput } from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
-import { findUserByEmail } from '../db/queries/users.ts';
-import { findEarliestAdmin, findWorkspaceBySlug } from '../db/queries/workspaces.ts';
+import { findUserByEmail, listUsersWithWorkspaces } from '../db/queries/users.ts';
+import {
+  findEarliestAdmin,
+  findWorkspaceBySlug,
+  listWorkspacesWithCounts,
+} from '../db/queries/workspaces.ts';
 import { Problem } from '../problem.ts';
-import { signUp } from '../services/accounts.ts';
+import { disableAccount, enableAccount, signUp } from '../services/accounts.ts';
 import { createApp as createAppForOwner, type AppOwner } from '../services/oauth-apps.ts';
 import { createWorkspace as createWorkspaceForUser } from '../services/workspaces.ts';
 import { parseInput } from '../services/validation.ts';
@@ -117,4 +121,64 @@ export async function createApp(db: Db, input: CreateAppInput): Promise<CreatedA
     clientId: created.clientId,
     clientSecret: created.clientSecret ?? null,
   };
+}
+
+export interface ListedUser {
+  id: string;
+  email: string;
+  name: string;
+  createdAt: string;
+  disabledAt: string | null;
+  workspaces: string[];
+}
+
+export async function listUsers(db: Db): Promise<ListedUser[]> {
+  const users = await listUsersWithWorkspaces(db);
+  return users.map((user) => ({
+    ...user,
+    createdAt: user.createdAt.toISOString(),
+    disabledAt: user.disabledAt?.toISOString() ?? null,
+  }));
+}
+
+export interface ListedWorkspace {
+  id: string;
+  slug: string;
+  name: string;
+  createdAt: string;
+  members: number;
+  caches: number;
+}
+
+export async function listWorkspaces(db: Db): Promise<ListedWorkspace[]> {
+  const workspaces = await listWorkspacesWithCounts(db);
+  return workspaces.map((w) => ({ ...w, createdAt: w.createdAt.toISOString() }));
+}
+
+async function userByEmail(db: Db, address: string) {
+  const email = parseInput(emailSchema, address);
+  const user = await findUserByEmail(db, email);
+  if (!user) throw new Problem('user.not_found', 404, `No user with email ${email}.`);
+  return user;
+}
+
+export interface DisabledUser {
+  email: string;
+  /** False when the user already was disabled. */
+  changed: boolean;
+  endedSessions: number;
+  revokedAuthorizations: number;
+}
+
+export async function disableUser(db: Db, input: { email: string }): Promise<DisabledUser> {
+  const user = await userByEmail(db, input.email);
+  return { email: user.email, ...(await disableAccount(db, user.id)) };
+}
+
+export async function enableUser(
+  db: Db,
+  input: { email: string },
+): Promise<{ email: string; changed: boolean }> {
+  const user = await userByEmail(db, input.email);
+  return { email: user.email, changed: await enableAccount(db, user.id) };
 }

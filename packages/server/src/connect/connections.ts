@@ -1,6 +1,11 @@
 // Connections: credentials collected by the hosted connect flow. Secret fields are sealed under the
 // workspace's data key and never leave the server except inside a connection string shown once.
-import { toEdgeConnectionString, type Connection, type ConnectionTypeId } from '@edgegate/contract';
+import {
+  toEdgeConnectionString,
+  type ConnectEndUser,
+  type Connection,
+  type ConnectionTypeId,
+} from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import type { CacheRow, ConnectionRow } from '../db/schema.ts';
 import { Problem } from '../problem.ts';
@@ -47,6 +52,9 @@ export function toConnection(row: ConnectionRow): Connection {
     name: row.name,
     config: row.config,
     secretFields: row.secret_fields.filter((f) => def.secretFields.includes(f)),
+    passwordVerified: row.password_verified,
+    endUser: row.end_user,
+    metadata: row.metadata,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
@@ -58,6 +66,11 @@ export interface SaveConnection {
   name: string;
   /** Already validated against the type's schema and tested. */
   config: Record<string, unknown>;
+  /** What the test found: whether the server checked the password (null: not tested here). */
+  passwordVerified?: boolean | null | undefined;
+  /** The connect session's end_user and metadata; a reconnect without them keeps the old ones. */
+  endUser?: ConnectEndUser | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
   clientId: string | null;
   actorUserId: string | null;
   /** Reconnect: update this connection of the workspace instead of making one. */
@@ -93,6 +106,9 @@ export async function saveConnection(
         secret_fields: setFields(secret),
         secrets: sealed.sealed,
         key_id: sealed.keyId,
+        password_verified: input.passwordVerified ?? null,
+        ...(input.endUser ? { end_user: JSON.stringify(input.endUser) } : {}),
+        ...(input.metadata ? { metadata: JSON.stringify(input.metadata) } : {}),
         version: eb('version', '+', 1),
         updated_at: new Date(),
       }))
@@ -114,6 +130,9 @@ export async function saveConnection(
         secret_fields: setFields(secret),
         secrets: sealed.sealed,
         key_id: sealed.keyId,
+        password_verified: input.passwordVerified ?? null,
+        end_user: input.endUser ? JSON.stringify(input.endUser) : null,
+        metadata: input.metadata ? JSON.stringify(input.metadata) : null,
         created_by_client_id: input.clientId,
       })
       .returningAll()
@@ -124,6 +143,9 @@ export async function saveConnection(
     connectionId: row.id,
     type: row.type,
     name: row.name,
+    passwordVerified: input.passwordVerified ?? null,
+    endUser: row.end_user,
+    metadata: row.metadata,
   });
   await insertAuditEvent(tx, {
     workspaceId: input.workspaceId,
@@ -175,6 +197,8 @@ export async function deleteConnection(db: Db, principal: Principal, id: string)
       connectionId: row.id,
       type: row.type,
       name: row.name,
+      endUser: row.end_user,
+      metadata: row.metadata,
     });
     await insertAuditEvent(tx, {
       workspaceId: row.workspace_id,

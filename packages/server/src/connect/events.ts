@@ -15,6 +15,7 @@ export const EVENT_SCOPE: Record<EventType, string> = {
   'connection.updated': 'connections:read',
   'connection.deleted': 'connections:read',
   'cache.created': 'caches:read',
+  'cache.replication_slot_large': 'caches:read',
 };
 
 /**
@@ -40,7 +41,8 @@ export async function appendEvent(
     .returningAll()
     .executeTakeFirstOrThrow();
   // One delivery per subscribed webhook whose owning credential still works (a revoked one took
-  // its webhooks with it; an expired one, or an API key of someone who left, gets nothing new).
+  // its webhooks with it; an expired one, or an API key of someone who left or was disabled, gets
+  // nothing new).
   // The delivery id joins the webhook's and the event's. The endpoints are locked (in id order) so
   // one deleted concurrently, with its credential say, is skipped instead of failing this insert
   // on its foreign key, and so the change that appends the event never fails for it.
@@ -53,7 +55,8 @@ export async function appendEvent(
         WHERE t.id = w.service_token_id AND t.expires_at <= now())
       AND NOT EXISTS (SELECT 1 FROM api_keys k
         WHERE k.id = w.api_key_id AND (k.expires_at <= now() OR NOT EXISTS (
-          SELECT 1 FROM memberships m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.user_id)))
+          SELECT 1 FROM memberships m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.user_id)
+          OR EXISTS (SELECT 1 FROM users u WHERE u.id = k.user_id AND u.disabled_at IS NOT NULL)))
     ORDER BY w.id
     FOR KEY SHARE OF w`.execute(tx);
   return row;

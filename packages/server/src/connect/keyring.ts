@@ -108,13 +108,20 @@ export interface RotationReport {
   newKeys: number;
   resealedConnections: number;
   resealedWebhooks: number;
+  resealedCacheCredentials: number;
   retiredKeys: number;
 }
 
 /** The tables whose rows carry a sealed secret and the key that sealed it. */
 const SEALED = [
-  { table: 'connections', column: 'secrets', context: 'connection' },
-  { table: 'webhooks', column: 'secret', context: 'webhook' },
+  { table: 'connections', column: 'secrets', keyColumn: 'key_id', context: 'connection' },
+  { table: 'webhooks', column: 'secret', keyColumn: 'key_id', context: 'webhook' },
+  {
+    table: 'caches',
+    column: 'replication_secret',
+    keyColumn: 'replication_key_id',
+    context: 'cache-replication',
+  },
 ] as const;
 
 /**
@@ -133,6 +140,7 @@ export async function rotateKeys(
     newKeys: 0,
     resealedConnections: 0,
     resealedWebhooks: 0,
+    resealedCacheCredentials: 0,
     retiredKeys: 0,
   };
   const stale = await db
@@ -193,10 +201,10 @@ export async function rotateKeys(
   }
   progress(`made ${report.newKeys} new data keys`);
 
-  for (const { table, column, context } of SEALED) {
+  for (const { table, column, keyColumn, context } of SEALED) {
     const rows = await sql<{ id: string; workspace_id: string; key_id: string; sealed: string }>`
-      SELECT t.id, t.workspace_id, t.key_id, t.${sql.ref(column)} AS sealed
-      FROM ${sql.table(table)} t JOIN data_keys k ON k.id = t.key_id
+      SELECT t.id, t.workspace_id, t.${sql.ref(keyColumn)} AS key_id, t.${sql.ref(column)} AS sealed
+      FROM ${sql.table(table)} t JOIN data_keys k ON k.id = t.${sql.ref(keyColumn)}
       WHERE NOT k.active`.execute(db);
     let done = 0;
     for (const row of rows.rows) {
@@ -215,8 +223,8 @@ export async function rotateKeys(
         plaintext,
       );
       const updated = await sql`UPDATE ${sql.table(table)}
-        SET ${sql.ref(column)} = ${fresh.sealed}, key_id = ${fresh.keyId}
-        WHERE id = ${row.id} AND key_id = ${row.key_id} AND ${sql.ref(column)} = ${row.sealed}`.execute(
+        SET ${sql.ref(column)} = ${fresh.sealed}, ${sql.ref(keyColumn)} = ${fresh.keyId}
+        WHERE id = ${row.id} AND ${sql.ref(keyColumn)} = ${row.key_id} AND ${sql.ref(column)} = ${row.sealed}`.execute(
         db,
       );
       if (Number(updated.numAffectedRows ?? 0n) > 0) done++;
@@ -224,13 +232,15 @@ export async function rotateKeys(
         progress(`re-sealed ${done} of ${rows.rows.length} ${table}`);
     }
     if (table === 'connections') report.resealedConnections = done;
-    else report.resealedWebhooks = done;
+    else if (table === 'webhooks') report.resealedWebhooks = done;
+    else report.resealedCacheCredentials = done;
     progress(`re-sealed ${done} ${table}`);
   }
 
   const retired = await sql`DELETE FROM data_keys k WHERE NOT k.active
     AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.key_id = k.id)
-    AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.key_id = k.id)`.execute(db);
+    AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.key_id = k.id)
+    AND NOT EXISTS (SELECT 1 FROM caches c WHERE c.replication_key_id = k.id)`.execute(db);
   report.retiredKeys = Number(retired.numAffectedRows ?? 0n);
   for (const id of [...keyring.dataKeys.keys()]) keyring.dataKeys.delete(id);
   progress(`deleted ${report.retiredKeys} retired data keys`);

@@ -68,6 +68,8 @@ export function toConnectSession(row: ConnectSessionRow): ConnectSession {
     created_at: row.created_at.toISOString(),
     expires_at: row.expires_at.toISOString(),
     finished_at: row.finished_at?.toISOString() ?? null,
+    end_user: row.end_user,
+    metadata: row.metadata,
   };
 }
 
@@ -149,6 +151,8 @@ export async function createConnectSession(
       state: fields.state ?? null,
       theme: fields.theme,
       connection_id: fields.connection ?? null,
+      end_user: fields.end_user ? JSON.stringify(fields.end_user) : null,
+      metadata: fields.metadata ? JSON.stringify(fields.metadata) : null,
       expires_at: new Date(Date.now() + fields.ttlSeconds * 1000),
     })
     .returningAll()
@@ -195,6 +199,7 @@ export async function completeSession(
   session: ConnectSessionRow,
   type: ConnectionTypeId,
   config: Record<string, unknown>,
+  passwordVerified: boolean,
 ): Promise<{ code: string; connection: ConnectionRow }> {
   const code = newSecret(CODE_PREFIX);
   return db.transaction().execute(async (tx) => {
@@ -210,6 +215,9 @@ export async function completeSession(
       type,
       name: session.name,
       config,
+      passwordVerified,
+      endUser: session.end_user,
+      metadata: session.metadata,
       clientId: session.client_id,
       actorUserId: null,
       replaceId: session.connection_id,

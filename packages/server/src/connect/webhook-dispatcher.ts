@@ -8,7 +8,11 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'kysely';
-import { signWebhook, WEBHOOK_SIGNATURE_HEADER } from '@edgegate/contract';
+import {
+  LEGACY_WEBHOOK_SIGNATURE_HEADER,
+  signWebhook,
+  signWebhookMessage,
+} from '@edgegate/contract';
 import type { Db } from '../db/store.ts';
 import type { WorkspaceEventRow } from '../db/schema.ts';
 import type { OriginPolicy } from '../services/caches.ts';
@@ -16,6 +20,7 @@ import { isForbiddenAddress, isPrivateAddress } from '../services/origin-guard.t
 import { openSecret, type Keyring } from './keyring.ts';
 import { toEvent } from './events.ts';
 import { webhookSecretContext } from './webhooks.ts';
+import { parseWebhookSecrets, signingSecrets } from './webhook-secrets.ts';
 
 export interface WebhookDispatcherOptions {
   db: Db;
@@ -242,25 +247,29 @@ export function startWebhookDispatcher({
       created_at: new Date(delivery.event_created_at),
     };
     const body = JSON.stringify(toEvent(event));
-    let secret: string;
+    let secrets: string[];
     try {
-      secret = await openSecret(
+      const opened = await openSecret(
         db,
         keyring,
         delivery.key_id,
         webhookSecretContext(delivery.webhook_id),
         delivery.secret,
       );
+      secrets = signingSecrets(parseWebhookSecrets(opened));
     } catch (error) {
       // A server fault, not the endpoint's: retried like one, so it too ends at the deadline.
       logger.error({ err: error, webhookId: delivery.webhook_id }, 'cannot open a webhook secret');
       const message = 'the signing secret could not be opened (see the server log)';
       return { kind: 'retry', status: null, error: message, retryAfterMs: 0 };
     }
+    // Standard Webhooks headers, and the legacy signature beside them for receivers written before.
+    const timestamp = Math.floor(Date.now() / 1000);
     const headers = {
       'content-type': 'application/json',
       'user-agent': WEBHOOK_USER_AGENT,
-      [WEBHOOK_SIGNATURE_HEADER]: await signWebhook(body, secret),
+      ...(await signWebhookMessage({ id: delivery.event_id, timestamp, body }, secrets)),
+      [LEGACY_WEBHOOK_SIGNATURE_HEADER]: await signWebhook(body, secrets, timestamp),
       'edgegate-event-id': delivery.event_id,
       'edgegate-delivery-id': delivery.id,
     };

@@ -1,17 +1,25 @@
 // Webhook endpoints of a workspace: created with a signing secret sealed at rest and shown once,
 // listed, deleted, and their recent deliveries read back from the delivery queue.
 import type { z } from 'zod';
-import { webhookCreateSchema, type webhookSchema } from '@edgegate/contract';
+import {
+  newWebhookSecret,
+  type DELIVERY_EVENT_TYPES,
+  WEBHOOK_TEST_EVENT,
+  webhookCreateSchema,
+  type webhookSchema,
+} from '@edgegate/contract';
+import { sql } from 'kysely';
 import type { Db } from '../db/store.ts';
 import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts';
 import { Problem } from '../problem.ts';
-import { newId, newSecret } from '../services/crypto.ts';
+import { newId } from '../services/crypto.ts';
 import { checkOrigin } from '../services/origin-guard.ts';
 import type { OriginPolicy } from '../services/caches.ts';
 import { isForeignKeyViolation, parseInput } from '../services/validation.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { insufficientScope, REALM, type Principal } from '../plugins/credential-auth.ts';
-import { sealSecret, type Keyring } from './keyring.ts';
+import { openSecret, sealSecret, type Keyring } from './keyring.ts';
+import { parseWebhookSecrets, serializeWebhookSecrets } from './webhook-secrets.ts';
 import { EVENT_SCOPE, type EventType } from './events.ts';
 
 export type Webhook = z.infer<typeof webhookSchema>;
@@ -97,7 +105,7 @@ export async function createWebhook(
     );
   }
   const id = newId('wh');
-  const secret = newSecret('whsec_');
+  const secret = newWebhookSecret();
   const created = db.transaction().execute(async (tx) => {
     const sealed = await sealSecret(
       tx,
@@ -207,12 +215,107 @@ export async function deleteWebhook(db: Db, principal: Principal, id: string): P
   });
 }
 
+/** How long the previous secret keeps signing after a rotation unless the caller says otherwise. */
+export const DEFAULT_ROTATION_OVERLAP_SECONDS = 24 * 3600;
+
+/**
+ * A new signing secret for the endpoint. Until the overlap ends every delivery is signed with both
+ * (two `v1,…` in `webhook-signature`), so the receiver can switch at its own pace; a rotation
+ * during an overlap drops the oldest secret.
+ */
+export async function rotateWebhookSecret(
+  db: Db,
+  keyring: Keyring,
+  principal: Principal,
+  id: string,
+  overlapSeconds: number,
+): Promise<{ row: WebhookRow; secret: string; previousSecretExpiresAt: string | null }> {
+  const secret = newWebhookSecret();
+  const until = overlapSeconds > 0 ? new Date(Date.now() + overlapSeconds * 1000) : null;
+  const row = await db.transaction().execute(async (tx) => {
+    const found = await tx
+      .selectFrom('webhooks')
+      .selectAll()
+      .where('id', '=', id)
+      .where('workspace_id', '=', principal.workspaceId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!found) throw notFound(id);
+    const { current } = parseWebhookSecrets(
+      await openSecret(tx, keyring, found.key_id, webhookSecretContext(id), found.secret),
+    );
+    const sealed = await sealSecret(
+      tx,
+      keyring,
+      principal.workspaceId,
+      webhookSecretContext(id),
+      serializeWebhookSecrets({
+        current: secret,
+        previous: until ? { secret: current, until: until.toISOString() } : undefined,
+      }),
+    );
+    const updated = await tx
+      .updateTable('webhooks')
+      .set({ secret: sealed.sealed, key_id: sealed.keyId })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await insertAuditEvent(tx, {
+      workspaceId: principal.workspaceId,
+      actorUserId: principal.userId,
+      action: 'webhook.secret_rotated',
+      target: id,
+      data: { overlapSeconds, via: principal.kind },
+    });
+    return updated;
+  });
+  return { row, secret, previousSecretExpiresAt: until?.toISOString() ?? null };
+}
+
+/**
+ * "Send a test event": a `webhook.test` event delivered to this endpoint only, signed and retried
+ * like any other. It takes a sequence number like every event but is never in GET /v1/events
+ * (no scope reads its type), so the event log stays the workspace's own changes.
+ */
+export async function sendTestEvent(
+  db: Db,
+  principal: Principal,
+  id: string,
+): Promise<{ eventId: string; deliveryId: string }> {
+  return db.transaction().execute(async (tx) => {
+    const webhook = await findWebhook(tx, principal, id);
+    const { rows } = await sql<{ seq: string }>`
+      UPDATE workspaces SET event_seq = event_seq + 1 WHERE id = ${principal.workspaceId}
+      RETURNING event_seq AS seq`.execute(tx);
+    const event = await tx
+      .insertInto('workspace_events')
+      .values({
+        id: newId('evt'),
+        workspace_id: principal.workspaceId,
+        seq: rows[0]!.seq,
+        type: WEBHOOK_TEST_EVENT,
+        data: JSON.stringify({
+          webhookId: webhook.id,
+          message: 'A test event sent from Edgegate: if you can read this, the endpoint works.',
+        }),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const deliveryId = `dlv_${webhook.id}_${event.id}`;
+    await tx
+      .insertInto('webhook_deliveries')
+      .values({ id: deliveryId, webhook_id: webhook.id, event_id: event.id })
+      .execute();
+    return { eventId: event.id, deliveryId };
+  });
+}
+
 export type WebhookDeliveryListRow = WebhookDeliveryRow & { event_type: string };
 
 export interface WebhookDelivery {
   id: string;
   eventId: string;
-  eventType: EventType;
+  eventType: (typeof DELIVERY_EVENT_TYPES)[number];
   status: 'pending' | 'delivered' | 'failed';
   attempts: number;
   lastStatus: number | null;
@@ -226,7 +329,7 @@ export function toWebhookDelivery(row: WebhookDeliveryListRow): WebhookDelivery 
   return {
     id: row.id,
     eventId: row.event_id,
-    eventType: row.event_type as EventType,
+    eventType: row.event_type as WebhookDelivery['eventType'],
     status: row.status,
     attempts: row.attempts,
     lastStatus: row.last_status,

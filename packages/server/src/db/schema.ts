@@ -1,4 +1,5 @@
 // Row types of the control-plane store, as Kysely sees them.
+import type { ConnectEndUser } from '@edgegate/contract';
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -15,6 +16,8 @@ export interface UsersTable {
   name: string;
   password_hash: string;
   created_at: CreatedAt;
+  /** Set by `edgegate users disable`: no log-in, and no credential of the user works. */
+  disabled_at: NullableTimestamp;
 }
 
 export interface WorkspacesTable {
@@ -139,6 +142,41 @@ export interface CachesTable {
   version: Generated<number>;
   created_at: CreatedAt;
   updated_at: CreatedAt | Timestamp;
+  /** The partner app whose token (or minted API key) created the cache, and its name then. */
+  created_by_app_id: string | null;
+  created_by_app_name: string | null;
+  invalidation_mode: ColumnType<'edge' | 'replication', 'edge' | 'replication' | undefined>;
+  /** The replication credential: a connection's, or a username and a sealed password. */
+  replication_connection_id: ColumnType<string | null, string | null | undefined>;
+  replication_username: ColumnType<string | null, string | null | undefined>;
+  replication_secret: ColumnType<string | null, string | null | undefined>;
+  replication_key_id: ColumnType<string | null, string | null | undefined>;
+  replication_database: ColumnType<string | null, string | null | undefined>;
+  replication_publication: ColumnType<string | null, string | null | undefined>;
+  /** Behind by more than this, the cache is held (serves nothing from memory). */
+  replication_max_lag_seconds: ColumnType<number | null, number | null | undefined>;
+  /** Edge nodes share its results through Redis (migration 0013). */
+  shared_results: ColumnType<boolean, boolean | undefined>;
+}
+
+export interface CacheReplicationStatusTable {
+  cache_id: string;
+  status: 'following' | 'catching_up' | 'down';
+  reason: string | null;
+  lag_seconds: number | null;
+  /** Where a binary-log follower resumes (`file:position`); Postgres keeps it in its slot. */
+  position: string | null;
+  reported_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  /** The edge node that follows the cache now (see `lease_until`); null: none. */
+  owner: string | null;
+  /** The owner's lease ends then (the store's clock) unless renewed; another node may take over. */
+  lease_until: ColumnType<Date, Date | string | undefined, Date | string> | null;
+  /** Bytes of the origin's log between its end and what the follower has applied, as last seen. */
+  lag_bytes: ColumnType<string | null, number | null | undefined, number | null>;
+  /** Postgres: WAL its slot keeps on the origin (`restart_lsn` to the current position). */
+  retained_bytes: ColumnType<string | null, number | null | undefined, number | null>;
+  /** When a control plane announced the slot past REPLICATION_SLOT_WARN_MB; null: re-armed. */
+  slot_warned_at: ColumnType<Date, Date | string | undefined, Date | string> | null;
 }
 
 export interface CacheRulesTable {
@@ -239,6 +277,10 @@ export interface ConnectionsTable {
   secrets: string;
   key_id: string;
   created_by_client_id: string | null;
+  /** Whether the origin checked the password at the last test; null before it was recorded. */
+  password_verified: boolean | null;
+  end_user: ColumnType<ConnectEndUser | null, string | null, string | null>;
+  metadata: ColumnType<Record<string, unknown> | null, string | null, string | null>;
   version: Generated<number>;
   created_at: CreatedAt;
   updated_at: CreatedAt | Timestamp;
@@ -265,6 +307,8 @@ export interface ConnectSessionsTable {
   code_hash: string | null;
   code_expires_at: NullableTimestamp;
   code_used_at: NullableTimestamp;
+  end_user: ColumnType<ConnectEndUser | null, string | null, string | null>;
+  metadata: ColumnType<Record<string, unknown> | null, string | null, string | null>;
 }
 
 export interface WorkspaceEventsTable {
@@ -319,6 +363,7 @@ export interface Database {
   oauth_tokens: OAuthTokensTable;
   oauth_payloads: OAuthPayloadsTable;
   caches: CachesTable;
+  cache_replication_status: CacheReplicationStatusTable;
   cache_rules: CacheRulesTable;
   cache_metric_samples: CacheMetricSamplesTable;
   api_keys: ApiKeysTable;

@@ -22,12 +22,14 @@ export interface Store {
   /**
    * LISTENs on a channel: `onNotify` gets each payload (NOTIFY is delivered on commit), and
    * `onGap` is called when notifications may have been missed (a dropped connection), so the
-   * listener can re-read what it caches. Returns a function that stops listening.
+   * listener can re-read what it caches. `onConnection` is told when the listening connection
+   * drops and when it is back (readiness). Returns a function that stops listening.
    */
   listen(
     channel: string,
     onNotify: (payload: string) => void,
     onGap: () => void,
+    onConnection?: (connected: boolean) => void,
   ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
@@ -45,17 +47,32 @@ export interface StoreOptions {
   onIdleError?: (error: Error) => void;
 }
 
+/** How long opening a store connection may take before the request that needed it fails. */
+export const STORE_CONNECT_TIMEOUT_MS = 5_000;
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const { default: pg } = await import('pg');
     // A small pool: on a few cores more Postgres backends mean more context switches, not more work.
     // `pipelined` shares two pipelined connections for single statements (pipelined-pool.ts).
     const Client = preparingClient(pg);
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10, Client });
+    // A store that does not answer a connection attempt fails the request in 5 s instead of
+    // holding it until the client gives up (an unreachable host never refuses).
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 10,
+      Client,
+      connectionTimeoutMillis: STORE_CONNECT_TIMEOUT_MS,
+    });
     pool.on('error', (error) => options.onIdleError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const pipelined = new PipelinedPool(
-      () => new Client({ connectionString: options.databaseUrl, pipeline: true }),
+      () =>
+        new Client({
+          connectionString: options.databaseUrl,
+          pipeline: true,
+          connectionTimeoutMillis: STORE_CONNECT_TIMEOUT_MS,
+        }),
       (error) => options.onIdleError?.(error),
     );
     const pipelinedDb = new Kysely<Database>({
@@ -66,8 +83,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       db,
       pipelined: pipelinedDb,
       kind: 'postgres',
-      async listen(channel, onNotify, onGap) {
-        const stop = await listenWithReconnect(pg, options, channel, onNotify, onGap);
+      async listen(channel, onNotify, onGap, onConnection) {
+        const stop = await listenWithReconnect(pg, options, channel, onNotify, onGap, onConnection);
         listeners.add(stop);
         return async () => {
           listeners.delete(stop);
@@ -121,46 +138,65 @@ export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
 }
 
 // A dedicated connection for LISTEN (a pooled one would be handed to queries); when it drops it is
-// reopened after a second, and the listener is told it may have missed notifications.
+// reopened after a second, and the listener is told it may have missed notifications. Stopping
+// ends the connection whatever state it is in, one being reopened included: a reopen that finished
+// after the stop would otherwise leave a LISTEN connection open behind a closed store.
 async function listenWithReconnect(
   pg: typeof PgModule,
   options: StoreOptions,
   channel: string,
   onNotify: (payload: string) => void,
   onGap: () => void,
+  onConnection: (connected: boolean) => void = () => {},
 ): Promise<() => Promise<void>> {
   let stopped = false;
   let client: PgModule.Client | null = null;
   let retry: NodeJS.Timeout | undefined;
   const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: options.databaseUrl });
+    const next = new pg.Client({
+      connectionString: options.databaseUrl,
+      connectionTimeoutMillis: STORE_CONNECT_TIMEOUT_MS,
+    });
+    client = next;
     next.on('notification', (message) => {
       if (message.channel === channel) onNotify(message.payload ?? '');
     });
     next.on('error', (error) => {
       options.onIdleError?.(error);
-      reopen();
+      reopen(next);
     });
-    next.on('end', () => reopen());
+    next.on('end', () => reopen(next));
     await next.connect();
     await next.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
-    client = next;
+    if (stopped) throw new Error('stopped while reconnecting');
+    onConnection(true);
   };
-  const reopen = (): void => {
-    if (stopped || retry !== undefined) return;
+  const reopen = (failed: PgModule.Client): void => {
+    if (stopped || retry !== undefined || client !== failed) return;
+    onConnection(false);
     client = null;
     retry = setTimeout(() => {
       retry = undefined;
       connect()
         .then(onGap)
-        .catch(() => reopen());
+        .catch(() => {
+          if (client) reopen(client);
+        });
     }, 1000);
   };
-  await connect();
+  try {
+    await connect();
+  } catch (error) {
+    stopped = true;
+    clearTimeout(retry);
+    throw error;
+  }
   return async () => {
     stopped = true;
     clearTimeout(retry);
-    await client?.end().catch(() => {});
+    const last = client;
+    client = null;
+    await last?.end().catch(() => {});
   };
 }
 

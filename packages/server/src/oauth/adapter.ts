@@ -68,15 +68,11 @@ function engineRevocationReason(): string {
 export const REFRESH_REUSE_GRACE_MS = 5_000;
 
 /**
- * A second exchange of a code within this long of the first lost a race: it fails, and the
- * winner's tokens keep working. Later, it is a replay and the grant is revoked (RFC 9700). See
- * docs/oauth.md.
+ * How long after its redemption a second use of a refresh token is still a race. A code has none:
+ * whoever presents it a second time, however soon, replays it and the grant is revoked (RFC 6749
+ * §4.1.2, RFC 9700), since an attacker racing the real client looks exactly like that.
  */
-export const CODE_RACE_WINDOW_MS = 1_000;
-
-/** How long after its redemption a second use of a code or refresh token is still a race. */
 const RACE_WINDOWS_MS: Record<string, number> = {
-  AuthorizationCode: CODE_RACE_WINDOW_MS,
   RefreshToken: REFRESH_REUSE_GRACE_MS,
 };
 
@@ -201,8 +197,9 @@ export function createAdapterClass(
           if (row.role) state.members.add(`${row.grantUserId} ${row.grant_id}`);
         }
         const payload = { ...row.payload, jti: id } as AdapterPayload;
-        // Inside its race window a second use is a race, not a replay or theft: the atomic
-        // redemption refuses it (token-writes.ts) instead of the engine revoking the grant.
+        // Inside its race window a second use of a refresh token is a race, not theft: the atomic
+        // redemption refuses it (token-writes.ts) instead of the engine revoking the grant. A
+        // redeemed code is always reported consumed, and the engine revokes its grant.
         const consumedMsAgo = row.consumedMsAgo === null ? undefined : Number(row.consumedMsAgo);
         if (consumedMsAgo !== undefined && consumedMsAgo >= (RACE_WINDOWS_MS[this.model] ?? 0))
           payload.consumed = true;

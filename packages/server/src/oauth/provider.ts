@@ -17,6 +17,7 @@ import { flushTokenWrites } from './token-writes.ts';
 import { signingJwks } from './keys.ts';
 import { isEnginePath } from './engine-paths.ts';
 import { userCodeThrottle } from './user-code-throttle.ts';
+import { clientAuthThrottle } from './client-auth-throttle.ts';
 import type { RateLimitStore } from '../services/rate-limit.ts';
 import {
   deviceSuccessSource,
@@ -30,7 +31,7 @@ export interface OAuthSettings {
   secret: string;
   accessTokenTtlSeconds: number;
   trustProxy: boolean;
-  /** Shared counters (Redis) for the device page's user-code throttle; per process otherwise. */
+  /** Shared counters (Redis) for the user-code and client-authentication throttles; per process otherwise. */
   counters?: RateLimitStore;
 }
 
@@ -251,6 +252,7 @@ export function createProvider(
   };
 
   provider.use(userCodeThrottle(OAUTH_ROUTES.code_verification, settings.counters));
+  provider.use(clientAuthThrottle(settings.counters));
   provider.use(async (ctx, next) => {
     // offline_access is dropped by the engine unless consent is prompted; ours always is. The
     // authorization endpoint answers GET (and HEAD) only: POST is not enabled (enableHttpPostMethods),

@@ -3,10 +3,9 @@
 // exchanges exactly one wins and a loser leaves nothing behind.
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/store.ts';
-import { findReplayedTokenGrant, redeemAndInsertTokens } from '../db/queries/oauth-store.ts';
+import { findRedeemedTokenGrant, redeemAndInsertTokens } from '../db/queries/oauth-store.ts';
 import { revokeGrant } from '../services/grants.ts';
 import type { RequestState } from './request-state.ts';
-import { CODE_RACE_WINDOW_MS } from './adapter.ts';
 
 /** `db` revokes a replayed code's grant (a transaction); `pipelined` runs the single statements. */
 export async function flushTokenWrites(
@@ -20,15 +19,12 @@ export async function flushTokenWrites(
   if (ctx.status !== 200) return;
   if (await redeemAndInsertTokens(pipelined, writes.consume?.idHash, writes.inserts)) return;
   // Someone redeemed it first, after this request looked it up. A refresh token redeemed
-  // concurrently only loses the race, and so does a code redeemed less than CODE_RACE_WINDOW_MS
-  // ago; a code redeemed earlier is a replay that revokes the grant. (A code found already
-  // redeemed past that window never gets here: the engine revokes the grant itself.)
+  // concurrently only loses the race; a code presented twice is a replay however close together
+  // the two came (an attacker racing the real client is exactly that), so its grant is revoked and
+  // the first exchange's tokens with it. (A code found already redeemed never gets here: the engine
+  // revokes the grant itself.)
   if (writes.consume?.model === 'AuthorizationCode') {
-    const grantId = await findReplayedTokenGrant(
-      pipelined,
-      writes.consume.idHash,
-      CODE_RACE_WINDOW_MS,
-    );
+    const grantId = await findRedeemedTokenGrant(pipelined, writes.consume.idHash);
     if (grantId) await revokeGrant(db, grantId, { reason: 'code_replay', actorUserId: null });
   }
   ctx.status = 400;

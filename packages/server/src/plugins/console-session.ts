@@ -6,6 +6,7 @@ import type { User } from '../db/schema.ts';
 import { Problem } from '../problem.ts';
 import { deriveKey, hmac, safeEqual, seal, unseal } from '../services/crypto.ts';
 import { resolveSession, SESSION_TTL_MS } from '../services/sessions.ts';
+import { checkFormOrigin } from './form-origin.ts';
 
 export const SESSION_COOKIE = 'eg_session';
 const ANON_COOKIE = 'eg_csrf';
@@ -116,7 +117,9 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
     reply.headers({
       'content-security-policy': consoleCsp(),
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with our own
+      // form posts, which checkFormOrigin refuses; other sites still get no Referer.
+      'referrer-policy': 'same-origin',
       'cache-control': 'no-store',
     });
   });
@@ -129,15 +132,7 @@ export function registerConsoleSession(app: FastifyInstance, options: ConsoleSes
   app.addHook('preHandler', async (request) => {
     if (!request.routeOptions.config?.html || request.method === 'GET' || request.method === 'HEAD')
       return;
-    const origin = request.headers.origin;
-    if (
-      origin &&
-      origin !== 'null' &&
-      origin !== options.publicOrigin &&
-      origin !== requestOrigin(request)
-    ) {
-      throw new Problem('csrf.origin_mismatch', 403, 'This form was submitted from another site.');
-    }
+    checkFormOrigin(request.headers.origin, [options.publicOrigin, requestOrigin(request)]);
     const sent = (request.body as Record<string, unknown> | undefined)?._csrf;
     if (typeof sent !== 'string' || !safeEqual(sent, request.csrfToken())) {
       throw new Problem(

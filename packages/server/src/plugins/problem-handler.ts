@@ -2,6 +2,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PROBLEM_CONTENT_TYPE } from '@edgegate/contract';
 import { Problem, PROBLEM_TYPE_BASE } from '../problem.ts';
+import {
+  isNetworkError,
+  isStoreConnectionError,
+  STORE_RETRY_AFTER_SECONDS,
+} from '../db/store-errors.ts';
 import { html } from '../views/html.ts';
 import { page } from '../views/layout.ts';
 
@@ -77,13 +82,46 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
     detail: problem.message,
     instance: request.url,
     ...(problem.errors ? { errors: problem.errors } : {}),
+    ...problem.extensions,
   });
 }
 
-export function registerProblemHandler(app: FastifyInstance) {
-  app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
-    const problem = toProblem(error);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+/**
+ * `storeAnswers` (resolving when the store answers a query) lets a socket error be blamed on the
+ * store only when the store does not answer either.
+ */
+export function registerProblemHandler(
+  app: FastifyInstance,
+  options: { storeAnswers?: () => Promise<void> } = {},
+) {
+  const storeDown = async (error: unknown): Promise<boolean> => {
+    if (isStoreConnectionError(error)) return true;
+    if (!isNetworkError(error) || options.storeAnswers === undefined) return false;
+    let timer: NodeJS.Timeout | undefined;
+    // A store that does not answer within a second is as good as down for this answer.
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), 1_000);
+    });
+    const answered = options.storeAnswers().then(
+      () => false,
+      () => true,
+    );
+    return Promise.race([answered, late]).finally(() => clearTimeout(timer));
+  };
+  app.setErrorHandler(async (error: FastifyError | Problem, request, reply) => {
+    let problem = toProblem(error);
+    if (problem.status === 500 && (await storeDown(error))) {
+      request.log.warn({ err: error }, 'the store is unavailable: answered 503');
+      problem = new Problem(
+        'store.unavailable',
+        503,
+        `The service cannot reach its database right now. Retry after ${STORE_RETRY_AFTER_SECONDS} s.`,
+        { headers: { 'retry-after': String(STORE_RETRY_AFTER_SECONDS) } },
+      );
+    } else if (problem.status >= 500 && !(error instanceof Problem)) {
+      // A Problem is an answer chosen on purpose (503 from /readyz while draining); the rest are bugs.
+      request.log.error({ err: error }, 'request failed');
+    }
     return sendProblem(request, reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>

@@ -1,21 +1,25 @@
-// Liveness (/healthz) and readiness (/readyz: the store answers) for orchestrators.
+// Liveness (/healthz, with the version running) and readiness (/readyz: every check of the process
+// passes) for orchestrators.
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
-import type { Db } from '../db/store.ts';
+import type { Readiness } from '../services/readiness.ts';
 import { Problem } from '../problem.ts';
+import { VERSION } from '../version.ts';
 
-export function registerHealthRoutes(app: FastifyInstance, db: Db) {
-  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+export function registerHealthRoutes(app: FastifyInstance, readiness: Readiness) {
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok', version: VERSION }));
   app.get('/readyz', { logLevel: 'warn' }, async () => {
-    try {
-      await sql`select 1`.execute(db);
-    } catch (error) {
-      throw new Problem(
-        'store.unreachable',
-        503,
-        `The store does not answer: ${(error as Error).message}`,
-      );
-    }
-    return { status: 'ready' };
+    const { ready, checks } = await readiness.check();
+    if (!ready) throw notReady(checks);
+    return { status: 'ready', checks };
+  });
+}
+
+/** The 503 of /readyz: which checks failed, and the whole report. */
+export function notReady(checks: Record<string, string>): Problem {
+  const failing = Object.entries(checks)
+    .filter(([, result]) => result !== 'ok')
+    .map(([name, result]) => `${name}: ${result}`);
+  return new Problem('not_ready', 503, `Not ready (${failing.join('; ')}).`, {
+    extensions: { checks },
   });
 }

@@ -17,6 +17,7 @@ import {
   updateCache as updateCacheRow,
 } from '../db/queries/caches.ts';
 import { notifyCacheChanged } from '../db/queries/cache-events.ts';
+import { findAppByClientId } from '../db/queries/oauth-apps.ts';
 import { insertAuditEvent } from '../db/queries/audit-events.ts';
 import { appendEvent } from '../connect/events.ts';
 import { Problem } from '../problem.ts';
@@ -25,6 +26,12 @@ import { checkOrigin } from './origin-guard.ts';
 import { isIPv6 } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { parseInput } from './validation.ts';
+import { resolveInvalidation, toInvalidation, type ReplicationDeps } from './cache-invalidation.ts';
+import {
+  deleteReplicationStatus,
+  findReplicationStatuses,
+  type ReplicationStatusRow,
+} from '../db/queries/replication-status.ts';
 import { assertCacheScope, cachesWithScope, type Principal } from '../plugins/credential-auth.ts';
 
 export interface OriginPolicy {
@@ -33,7 +40,8 @@ export interface OriginPolicy {
   resolve?: (hostname: string) => Promise<string[]>;
 }
 
-export function toCache(row: CacheRow): Cache {
+/** `report`: what the cache's replication follower last said (see `withReplicationReports`). */
+export function toCache(row: CacheRow, report?: ReplicationStatusRow): Cache {
   return {
     id: row.id,
     workspaceId: row.workspace_id,
@@ -45,9 +53,30 @@ export function toCache(row: CacheRow): Cache {
     defaultMode: row.default_mode,
     defaultTtlSeconds: row.default_ttl_seconds,
     originTls: row.origin_tls,
+    invalidation: toInvalidation(row, report),
+    sharedResults: row.shared_results,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
+    createdBy:
+      row.created_by_app_id === null
+        ? null
+        : { type: 'app', appId: row.created_by_app_id, name: row.created_by_app_name ?? '' },
   };
+}
+
+/** The API's view of caches: each with its replication follower's last report. */
+export async function toCachesWithReports(db: Db, rows: readonly CacheRow[]): Promise<Cache[]> {
+  const following = rows.filter((row) => row.invalidation_mode === 'replication');
+  const reports = await findReplicationStatuses(
+    db,
+    following.map((row) => row.id),
+  );
+  return rows.map((row) => toCache(row, reports.get(row.id)));
+}
+
+export async function toCacheWithReport(db: Db, row: CacheRow): Promise<Cache> {
+  const [cache] = await toCachesWithReports(db, [row]);
+  return cache as Cache;
 }
 
 async function guardOrigin(hostname: string, policy: OriginPolicy): Promise<string> {
@@ -80,12 +109,23 @@ export async function createCache(
   principal: Principal,
   input: CacheCreate,
   policy: OriginPolicy,
+  replicationDeps?: ReplicationDeps,
 ): Promise<CacheRow> {
   const fields = parseInput(cacheCreateSchema, input);
   const hostname = await guardOrigin(fields.hostname, policy);
+  const app = principal.clientId ? await findAppByClientId(db, principal.clientId) : undefined;
+  // The id first: the replication slot and the sealed password are named after it.
+  const id = newId('cch');
+  const replication = await resolveInvalidation(
+    db,
+    principal,
+    { id, type: fields.type, hostname, port: fields.port, origin_tls: fields.originTls },
+    fields.invalidation,
+    replicationDeps,
+  );
   return db.transaction().execute(async (tx) => {
     const row = await insertCache(tx, {
-      id: newId('cch'),
+      id,
       workspaceId: principal.workspaceId,
       name: fields.name,
       description: fields.description,
@@ -95,6 +135,9 @@ export async function createCache(
       defaultMode: fields.defaultMode,
       defaultTtlSeconds: fields.defaultTtlSeconds,
       originTls: fields.originTls,
+      sharedResults: fields.sharedResults,
+      createdByApp: app ? { id: app.id, name: app.name } : null,
+      replication,
     });
     await insertAuditEvent(tx, {
       workspaceId: principal.workspaceId,
@@ -106,6 +149,7 @@ export async function createCache(
         type: row.type,
         hostname: row.hostname,
         port: row.port,
+        invalidation: row.invalidation_mode,
         via: principal.kind,
       },
     });
@@ -116,6 +160,8 @@ export async function createCache(
       hostname: row.hostname,
       port: row.port,
     });
+    // Whoever runs the edge starts following the origin's change stream for it now.
+    if (row.invalidation_mode === 'replication') await notifyCacheChanged(tx, row.id);
     return row;
   });
 }
@@ -152,12 +198,30 @@ export async function updateCache(
   input: CacheUpdate,
   policy: OriginPolicy,
   checkVersion: (version: number) => void,
+  replicationDeps?: ReplicationDeps,
 ): Promise<CacheRow> {
-  const patch = parseInput(cacheUpdateSchema, input);
+  const { invalidation, ...patch } = parseInput(cacheUpdateSchema, input);
   const first = await getCache(db, principal, id, 'caches:write');
   checkVersion(first.version);
   const hostname =
     patch.hostname !== undefined ? await guardOrigin(patch.hostname, policy) : undefined;
+  // Checked against the origin as it will be after this change.
+  const replication =
+    invalidation === undefined
+      ? undefined
+      : await resolveInvalidation(
+          db,
+          principal,
+          {
+            id: first.id,
+            type: first.type,
+            hostname: hostname ?? first.hostname,
+            port: patch.port ?? first.port,
+            origin_tls: patch.originTls ?? first.origin_tls,
+          },
+          invalidation,
+          replicationDeps,
+        );
   // A concurrent writer can bump the version between our read and our write. Without If-Match the
   // change applies to whatever is current, so read again and retry; with If-Match the re-read's
   // new version no longer matches and `checkVersion` answers 412, as it should.
@@ -167,14 +231,23 @@ export async function updateCache(
       const row = await updateCacheRow(tx, current.id, current.version, {
         ...patch,
         ...(hostname ? { hostname } : {}),
+        ...(replication !== undefined ? { replication } : {}),
       });
       if (!row) return undefined;
+      // A new credential, mode or origin starts a new follower: the old one's report and binary
+      // log position (another server's, maybe) no longer apply.
+      if (replication !== undefined || patch.hostname !== undefined || patch.port !== undefined) {
+        await deleteReplicationStatus(tx, id);
+      }
       await insertAuditEvent(tx, {
         workspaceId: principal.workspaceId,
         actorUserId: principal.userId,
         action: 'cache.updated',
         target: id,
-        data: { fields: Object.keys(patch), via: principal.kind },
+        data: {
+          fields: [...Object.keys(patch), ...(invalidation ? ['invalidation'] : [])],
+          via: principal.kind,
+        },
       });
       await notifyCacheChanged(tx, id);
       return row;

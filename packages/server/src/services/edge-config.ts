@@ -10,7 +10,15 @@ import type { Store } from '../db/store.ts';
 export interface StoreConfigSource extends EdgeConfigSource {
   /** Starts listening for changes; resolves once the LISTEN is in place. */
   start(): Promise<void>;
+  /** Whether change notices arrive now (false before start and while the LISTEN is reopened). */
+  connected(): boolean;
   stop(): Promise<void>;
+  /**
+   * The tables under each of a cache's views, as its change-stream follower read them from the
+   * origin's catalog (null: none known). A change reloads the cache on the edge, which drops what
+   * it held of it: a read stored before could be tagged with a view's name alone.
+   */
+  setViewTables(cacheId: string, viewTables: Record<string, string[]> | null): void;
 }
 
 export function createStoreConfigSource(store: Store): StoreConfigSource {
@@ -19,6 +27,8 @@ export function createStoreConfigSource(store: Store): StoreConfigSource {
     for (const listener of listeners) listener(cacheId);
   };
   let unlisten: (() => Promise<void>) | null = null;
+  let connected = false;
+  const views = new Map<string, Record<string, string[]>>();
   return {
     async loadCache(id) {
       // Whatever a client puts in application_name reaches here: only well-formed ids hit the store.
@@ -34,6 +44,9 @@ export function createStoreConfigSource(store: Store): StoreConfigSource {
         defaultMode: row.default_mode,
         defaultTtlSeconds: row.default_ttl_seconds,
         originTls: row.origin_tls,
+        // The second level is checked against versions only writes through the edge bump: a cache
+        // whose writes come from the origin's change stream keeps its results local.
+        sharedResults: row.shared_results && row.invalidation_mode === 'edge',
         rules: rules.map((rule) => ({
           kind: rule.kind,
           key: rule.key,
@@ -42,7 +55,16 @@ export function createStoreConfigSource(store: Store): StoreConfigSource {
           transactionPolicy: rule.transaction_policy,
         })),
       };
+      const viewTables = views.get(id);
+      if (viewTables !== undefined) config.viewTables = viewTables;
       return config;
+    },
+    setViewTables(cacheId, viewTables) {
+      const known = views.get(cacheId);
+      if (JSON.stringify(known ?? null) === JSON.stringify(viewTables)) return;
+      if (viewTables === null) views.delete(cacheId);
+      else views.set(cacheId, viewTables);
+      tell(cacheId);
     },
     subscribe(listener) {
       listeners.add(listener);
@@ -53,11 +75,15 @@ export function createStoreConfigSource(store: Store): StoreConfigSource {
         CACHE_CHANGED_CHANNEL,
         (id) => tell(id),
         () => tell(null),
+        (now) => (connected = now),
       );
+      connected = true;
     },
+    connected: () => connected,
     async stop() {
       await unlisten?.();
       unlisten = null;
+      connected = false;
     },
   };
 }

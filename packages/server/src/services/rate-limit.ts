@@ -1,4 +1,6 @@
 // Fixed-window counters for throttling (log-in attempts now, API credentials later).
+import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
+
 export interface WindowCount {
   count: number;
   resetAt: number;
@@ -102,4 +104,33 @@ export function createRedisRateLimitStore(
       }
     },
   };
+}
+
+/**
+ * @fastify/rate-limit's store interface over these counters, so the API's per-credential limit
+ * counts where the throttles do (memory or Redis) and fails open, behind the same breaker, with them.
+ */
+export function rateLimitPluginStore(
+  counters: RateLimitStore,
+  now: () => number = Date.now,
+): FastifyRateLimitStoreCtor {
+  const store = (prefix: string): FastifyRateLimitStore => ({
+    incr(key, callback, timeWindow) {
+      counters.hit(prefix + key, timeWindow).then(
+        (window) =>
+          callback(null, { current: window.count, ttl: Math.max(0, window.resetAt - now()) }),
+        (error: unknown) => callback(error as Error),
+      );
+    },
+    // The plugin passes the merged route settings, whose `routeInfo` names the route.
+    child(options) {
+      const route = (options as { routeInfo?: { method?: string; url?: string } }).routeInfo;
+      return store(`${prefix}${route?.method ?? ''}${route?.url ?? ''} `);
+    },
+  });
+  return class {
+    constructor() {
+      return store('api ');
+    }
+  } as unknown as FastifyRateLimitStoreCtor;
 }

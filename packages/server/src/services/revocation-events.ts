@@ -1,4 +1,5 @@
-// Tells in-process caches of resolved credentials that some credential died, so they forget at once.
+// Tells in-process caches of resolved credentials that some credential died (or came back to life),
+// so they forget what they resolved at once.
 const listeners = new Set<() => void>();
 
 export function onCredentialsRevoked(listener: () => void): () => void {

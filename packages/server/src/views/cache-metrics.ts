@@ -16,6 +16,8 @@ function bytes(value: number): string {
 }
 
 // Stacked bars per interval: hits at the bottom, misses above them; heights share one scale.
+// Geometry is in SVG attributes and colours in the stylesheet: the console's CSP allows no inline
+// styles.
 function chart(series: CacheMetrics['series']): SafeHtml {
   const peak = Math.max(1, ...series.map((p) => p.hits + p.misses));
   const slot = WIDTH / series.length;
@@ -47,16 +49,8 @@ function chart(series: CacheMetrics['series']): SafeHtml {
     role="img"
     aria-label="Hits and misses over the last hour"
     data-testid="metrics-chart"
-    style="width:100%;max-width:${WIDTH}px;height:auto"
+    class="chart"
   >
-    <style>
-      .hits {
-        fill: #2f855a;
-      }
-      .misses {
-        fill: #c05621;
-      }
-    </style>
     ${bars}
   </svg>`;
 }
@@ -67,7 +61,7 @@ export function metricsSection(metrics: CacheMetrics): SafeHtml {
     <h2 id="metrics-heading">Traffic in the last hour</h2>
     <p class="muted">
       Reported by the edge every 10 seconds.
-      <span style="color:#2f855a">■ hits</span> <span style="color:#c05621">■ misses</span>
+      <span class="legend-hits">■ hits</span> <span class="legend-misses">■ misses</span>
     </p>
     ${chart(metrics.series)}
     <table data-testid="metrics-totals">

@@ -1,5 +1,6 @@
 // The cache pages: a workspace's caches with the form that creates one, and one cache's page with
 // its settings, rules, connection-string converter and deletion.
+import type { Cache } from '@edgegate/contract';
 import type { CacheRow, CacheRuleRow } from '../db/schema.ts';
 import { html, type SafeHtml } from './html.ts';
 import { csrfField, errorSummary, field, type FieldErrors, when } from './layout.ts';
@@ -18,6 +19,8 @@ export interface CacheFormValues {
   port: string;
   defaultMode: string;
   defaultTtlSeconds: string;
+  /** 'on' | 'off'; '' when the form did not send it (left unchanged). */
+  sharedResults: string;
 }
 
 export const EMPTY_CACHE_FORM: CacheFormValues = {
@@ -27,7 +30,22 @@ export const EMPTY_CACHE_FORM: CacheFormValues = {
   port: '',
   defaultMode: 'auto',
   defaultTtlSeconds: '60',
+  sharedResults: 'off',
 };
+
+const SHARED_CHOICES: Option[] = [
+  { value: 'off', label: 'No: each edge node keeps its own results' },
+  { value: 'on', label: 'Yes: edge nodes share results through Redis' },
+];
+
+export interface InvalidationFormValues {
+  mode: string;
+  username: string;
+  /** Never echoed back: a refused form asks for it again. */
+  password: string;
+  database: string;
+  publication: string;
+}
 
 export interface RuleFormValues {
   kind: string;
@@ -84,6 +102,23 @@ const TRANSACTION_POLICIES: Option[] = [
   { value: 'untilWrite', label: 'Serve from the cache inside a transaction until it writes' },
 ];
 
+const INVALIDATION_MODES: Option[] = [
+  {
+    value: 'edge',
+    label: 'Writes through the edge (others are bounded by the time to keep results)',
+  },
+  {
+    value: 'replication',
+    label: "Every committed write, from the database's change stream (replication)",
+  },
+];
+
+const STATUS_TEXT: Record<string, string> = {
+  following: 'following the change stream',
+  catching_up: 'catching up',
+  down: 'down',
+};
+
 const FIELD_LABELS: Record<string, string> = {
   name: 'Name',
   type: 'Database type',
@@ -91,12 +126,17 @@ const FIELD_LABELS: Record<string, string> = {
   port: 'Origin port',
   defaultMode: 'Default caching',
   defaultTtlSeconds: 'Default time to keep results',
+  sharedResults: 'Share results between edge nodes',
   kind: 'Applies to',
   key: 'Table name or SQL',
   mode: 'Caching',
   ttlSeconds: 'Time to keep results',
   transactionPolicy: 'Inside transactions',
   connectionString: 'Connection string',
+  username: 'Replication user',
+  password: 'Its password',
+  database: 'Database to follow',
+  publication: 'Publication',
 };
 
 function labelOf(options: Option[], value: string): string {
@@ -182,7 +222,8 @@ function cacheFields(state: FormState<CacheFormValues>, options: { withType: boo
   ${field({ name: 'hostname', label: FIELD_LABELS.hostname!, value: values.hostname, error: errors.hostname, autocomplete: 'off', hint: 'Where your database runs today, e.g. db.example.com. It must resolve in DNS. No username or password: your application keeps sending its own.' })}
   ${field({ name: 'port', label: FIELD_LABELS.port!, type: 'number', value: values.port, error: errors.port, hint: 'Usually 5432 for PostgreSQL, 3306 for MySQL and MariaDB, 1433 for SQL Server.' })}
   ${selectField({ name: 'defaultMode', label: FIELD_LABELS.defaultMode!, choices: MODES, value: values.defaultMode, error: errors.defaultMode, hint: 'For queries that no rule matches.' })}
-  ${field({ name: 'defaultTtlSeconds', label: `${FIELD_LABELS.defaultTtlSeconds} (seconds)`, type: 'number', value: values.defaultTtlSeconds, error: errors.defaultTtlSeconds, hint: 'From 1 second to 30 days (2592000).' })}`;
+  ${field({ name: 'defaultTtlSeconds', label: `${FIELD_LABELS.defaultTtlSeconds} (seconds)`, type: 'number', value: values.defaultTtlSeconds, error: errors.defaultTtlSeconds, hint: 'From 1 second to 30 days (2592000).' })}
+  ${selectField({ name: 'sharedResults', label: FIELD_LABELS.sharedResults!, choices: SHARED_CHOICES, value: values.sharedResults, error: errors.sharedResults, hint: 'With several edge nodes and Redis (REDIS_URL): a node that restarts serves what the others read at once. Writes through any node keep it fresh; it applies when writes are invalidated through the edge.' })}`;
 }
 
 export function cacheListPage(options: {
@@ -363,6 +404,53 @@ function converterSection(action: string, csrf: SafeHtml, state: ConverterState)
   </section>`;
 }
 
+/** What the invalidation form starts with: the cache's mode and credential as stored. */
+export function invalidationFormOf(cache: CacheRow): InvalidationFormValues {
+  return {
+    mode: cache.invalidation_mode,
+    username: cache.replication_username ?? '',
+    password: '',
+    database: cache.replication_database ?? '',
+    publication: cache.replication_publication ?? '',
+  };
+}
+
+function invalidationSection(options: {
+  action: string;
+  cache: CacheRow;
+  shown: Cache['invalidation'];
+  csrf: SafeHtml;
+  form: FormState<InvalidationFormValues>;
+}): SafeHtml {
+  const { action, cache, shown, csrf, form } = options;
+  const { values, errors } = form;
+  const postgres = cache.type === 'postgres';
+  return html`<section class="card" aria-labelledby="invalidation-heading">
+    <h2 id="invalidation-heading">Writes that bypass the edge</h2>
+    <p data-testid="invalidation-status">
+      ${
+        shown.mode === 'edge'
+          ? 'Cached reads are dropped by writes through the edge; other writes are bounded by the time to keep results.'
+          : `Following the database's change stream: ${STATUS_TEXT[shown.status ?? 'down'] ?? shown.status}${shown.reason ? ` (${shown.reason})` : ''}${shown.lagSeconds === null ? '' : `, ${shown.lagSeconds.toFixed(1)} s behind`}${shown.lagBytes === null || shown.lagBytes === undefined ? '' : ` (${formatBytes(shown.lagBytes)} of log)`}${shown.slotBytes === null || shown.slotBytes === undefined ? '' : `; its slot keeps ${formatBytes(shown.slotBytes)} of WAL on the database`}.`
+      }
+    </p>
+    ${summary(form)}
+    <form method="post" action="${action}" novalidate>
+      ${csrf}
+      ${selectField({ name: 'mode', label: 'Drop cached reads on', choices: INVALIDATION_MODES, value: values.mode, error: errors.mode })}
+      ${field({ name: 'username', label: FIELD_LABELS.username!, value: values.username, error: errors.username, autocomplete: 'off', required: false, hint: postgres ? 'For replication: a user with the REPLICATION privilege.' : 'For replication: a user with REPLICATION SLAVE and REPLICATION CLIENT on *.*.' })}
+      ${field({ name: 'password', label: FIELD_LABELS.password!, type: 'password', error: errors.password, autocomplete: 'new-password', required: false, hint: 'Stored encrypted and never shown again.' })}
+      ${
+        postgres
+          ? html`${field({ name: 'database', label: FIELD_LABELS.database!, value: values.database, error: errors.database, autocomplete: 'off', required: false, hint: 'Default: postgres.' })}
+            ${field({ name: 'publication', label: FIELD_LABELS.publication!, value: values.publication, error: errors.publication, autocomplete: 'off', required: false, hint: 'An existing publication; leave empty to have one made FOR ALL TABLES (needs a superuser).' })}`
+          : ''
+      }
+      <button type="submit">Save</button>
+    </form>
+  </section>`;
+}
+
 export function cachePage(options: {
   base: string;
   workspaceName: string;
@@ -374,6 +462,7 @@ export function cachePage(options: {
   rule: FormState<RuleFormValues>;
   converter: ConverterState;
   metrics: SafeHtml;
+  invalidation: { shown: Cache['invalidation']; form: FormState<InvalidationFormValues> };
 }): SafeHtml {
   const { base, workspaceName, cache, csrf: token } = options;
   const csrf = csrfField(token);
@@ -410,6 +499,17 @@ export function cachePage(options: {
           <th scope="row">Created</th>
           <td>${when(cache.created_at)}</td>
         </tr>
+        ${
+          cache.created_by_app_id === null
+            ? ''
+            : html`<tr>
+                <th scope="row">Created by</th>
+                <td data-testid="created-by">
+                  the app <strong>${cache.created_by_app_name ?? ''}</strong> (it stays if the app
+                  is revoked)
+                </td>
+              </tr>`
+        }
       </tbody>
     </table>
     ${options.metrics} ${converterSection(`${self}/connection-string`, csrf, options.converter)}
@@ -424,6 +524,7 @@ export function cachePage(options: {
         <button type="submit">Save settings</button>
       </form>
     </section>
+    ${invalidationSection({ action: `${self}/invalidation`, cache, shown: options.invalidation.shown, csrf, form: options.invalidation.form })}
     <section class="card" aria-labelledby="delete-heading">
       <h2 id="delete-heading">Delete cache</h2>
       <p>
@@ -445,5 +546,13 @@ export function cacheFormOf(cache: CacheRow): CacheFormValues {
     port: String(cache.port),
     defaultMode: cache.default_mode,
     defaultTtlSeconds: String(cache.default_ttl_seconds),
+    sharedResults: cache.shared_results ? 'on' : 'off',
   };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }

@@ -101,6 +101,18 @@ function frame(options: {
     </html>`.value;
 }
 
+/**
+ * Script that tells the opener (popup) or parent (iframe) of a step, for connect.js's `onEvent`:
+ * `{type: "edgegate:connect:event", event, metadata}`, addressed to the partner's origin only.
+ */
+function stepScript(targetOrigin: string): string {
+  return `function edgegateStep(event, metadata) {
+      var target = window.opener || (window.parent !== window ? window.parent : null);
+      if (!target) return;
+      try { target.postMessage({ type: 'edgegate:connect:event', event: event, metadata: metadata || {} }, ${JSON.stringify(targetOrigin).replace(/</g, '\\u003c')}); } catch (e) {}
+    }`;
+}
+
 export function errorPage(options: {
   status: number;
   title: string;
@@ -124,11 +136,18 @@ export function typePickerPage(options: {
   partner: Partner | null;
   types: { id: string; title: string; description: string }[];
   hrefFor: (type: string) => string;
+  targetOrigin: string;
+  nonce: string;
 }): string {
   return frame({
     title: 'Choose a database',
     theme: options.theme,
     partner: options.partner,
+    nonce: options.nonce,
+    script: `${stepScript(options.targetOrigin)}
+    Array.prototype.forEach.call(document.querySelectorAll('a[data-type]'), function (a) {
+      a.addEventListener('click', function () { edgegateStep('SELECT_TYPE', { type: a.getAttribute('data-type') }); });
+    });`,
     body: html`<h1>Connect a database</h1>
       <p>What kind of database is “${options.sessionName}”?</p>
       <ul class="types" aria-label="Database types">
@@ -243,6 +262,9 @@ export function formPage(options: {
   backHref?: string | undefined;
   reconnect: boolean;
   nonce: string;
+  targetOrigin: string;
+  /** Why the last submission failed (a test failure's code, or `invalid_input`), for onEvent. */
+  errorCode?: string | undefined;
 }): string {
   const required = new Set(options.type.schema.required ?? []);
   const fields = fieldOrder(options.type.schema);
@@ -255,10 +277,13 @@ export function formPage(options: {
     partner: options.partner,
     nonce: options.nonce,
     // Progress while Edgegate connects: the button says so and cannot be pressed twice.
-    script: `document.getElementById('connect-form').addEventListener('submit', function (e) {
+    script: `${stepScript(options.targetOrigin)}
+    ${options.errorCode ? `edgegateStep('ERROR', ${JSON.stringify({ type: options.type.id, error_code: options.errorCode }).replace(/</g, '\\u003c')});` : ''}
+    document.getElementById('connect-form').addEventListener('submit', function (e) {
       var b = document.getElementById('save'); if (b.disabled) { e.preventDefault(); return; }
       b.disabled = true; b.textContent = 'Testing the connection…';
-      document.getElementById('busy').hidden = false; });`,
+      document.getElementById('busy').hidden = false;
+      edgegateStep('SUBMIT', { type: ${JSON.stringify(options.type.id)} }); });`,
     body: html`<h1>${options.reconnect ? 'Update' : 'Connect'} ${options.type.title}</h1>
       <p>${options.type.description}</p>
       ${
@@ -308,6 +333,8 @@ export function resultPage(options: {
   message: Record<string, string>;
   redirectTo: string;
   success: boolean;
+  /** Shown before handing over: the page then waits for the user to press Continue. */
+  warning?: string | undefined;
 }): string {
   // `</script` inside a JSON string would end the element early: every `<` is escaped.
   const payload = JSON.stringify({
@@ -322,15 +349,29 @@ export function resultPage(options: {
     nonce: options.nonce,
     script: `(function () {
       var r = ${payload};
-      var target = window.opener || (window.parent !== window ? window.parent : null);
-      if (target) { try { target.postMessage(r.message, r.origin); } catch (e) {} }
-      window.location.replace(r.to);
+      function handOver() {
+        var target = window.opener || (window.parent !== window ? window.parent : null);
+        if (target) { try { target.postMessage(r.message, r.origin); } catch (e) {} }
+        window.location.replace(r.to);
+      }
+      ${
+        options.warning
+          ? `document.getElementById('continue').addEventListener('click', function (e) {
+        e.preventDefault(); handOver(); });`
+          : 'handOver();'
+      }
     })();`,
     body: html`<h1>${options.success ? 'Connected' : 'Cancelled'}</h1>
-      <p role="status">
-        ${options.success ? 'Your database is connected.' : 'Nothing was saved.'} Returning you to
-        ${options.partner?.name ?? 'the app'}…
-      </p>
+      ${
+        options.warning
+          ? html`<div class="test-error" role="alert" data-testid="warning">
+              <p><strong>Check this before you continue.</strong> ${options.warning}</p>
+            </div>`
+          : html`<p role="status">
+              ${options.success ? 'Your database is connected.' : 'Nothing was saved.'} Returning
+              you to ${options.partner?.name ?? 'the app'}…
+            </p>`
+      }
       <p><a href="${options.redirectTo}" id="continue">Continue</a></p>`,
   });
 }

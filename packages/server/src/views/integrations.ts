@@ -118,7 +118,7 @@ export function appCreateForm(
       ${field({ name: 'name', label: 'Name', value: values.name, error: errors.name, hint: 'People see it when they authorize the app.' })}
       ${textarea({ name: 'description', label: 'Description', value: values.description, error: errors.description })}
       ${field({ name: 'logoUrl', label: 'Logo URL', type: 'url', value: values.logoUrl, error: errors.logoUrl, required: false, hint: 'An https address of a square image.' })}
-      ${field({ name: 'homepageUrl', label: 'Homepage URL', type: 'url', value: values.homepageUrl, error: errors.homepageUrl, required: false })}
+      ${field({ name: 'homepageUrl', label: 'Homepage URL', type: 'url', value: values.homepageUrl, error: errors.homepageUrl, required: false, hint: 'https, or http on localhost, 127.0.0.1 or [::1] while you develop.' })}
       ${textarea({ name: 'redirectUris', label: 'Redirect URIs', value: values.redirectUris, error: errors.redirectUris, required: true, hint: 'One per line, matched exactly. https, or http only on 127.0.0.1, [::1] or localhost.' })}
       ${scopeChoices(values.scopes, errors.scopes)}
       ${clientTypeChoices(values.clientType, errors.clientType)}

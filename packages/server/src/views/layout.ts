@@ -23,6 +23,7 @@ export function page({ title, user, csrfToken, flash, body }: PageOptions): stri
         <meta name="color-scheme" content="light dark" />
         <title>${title} · Edgegate</title>
         <link rel="stylesheet" href="/assets/console.css" />
+        <link rel="icon" href="/assets/icon.svg" type="image/svg+xml" />
       </head>
       <body>
         <a class="skip" href="#main">Skip to content</a>
@@ -125,6 +126,9 @@ export function csrfField(token: string | undefined): SafeHtml {
   return html`<input type="hidden" name="_csrf" value="${token}" />`;
 }
 
+/** The console's tab icon: a gate in the accent colour. */
+export const CONSOLE_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b5fff"/><path d="M4 12V5h8v7M8 5v7" stroke="#fff" stroke-width="1.5" fill="none"/></svg>`;
+
 export const CONSOLE_CSS = `
 :root { --fg:#1b1f24; --muted:#59636e; --bg:#fff; --card:#f6f8fa; --line:#d1d9e0; --accent:#0b5fff; --danger:#c62828; --ok:#1a7f37; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
 @media (prefers-color-scheme: dark) { :root { --fg:#e6edf3; --muted:#9198a1; --bg:#0d1117; --card:#151b23; --line:#3d444d; --accent:#4493f8; --danger:#f85149; --ok:#3fb950; } }
@@ -164,4 +168,7 @@ th, td { text-align:left; padding:.5rem; border-bottom:1px solid var(--line); ve
 code, .secret { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break:break-all; }
 .secret { display:block; padding:.5rem; background:var(--bg); border:1px dashed var(--line); border-radius:6px; }
 .muted { color:var(--muted); }
+svg.chart { width:100%; max-width:600px; height:auto; display:block; }
+svg.chart .hits, .legend-hits { fill:#2f855a; color:#2f855a; }
+svg.chart .misses, .legend-misses { fill:#c05621; color:#c05621; }
 `;

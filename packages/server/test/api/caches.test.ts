@@ -6,6 +6,7 @@ import type { Store } from '../../src/db/store.ts';
 import { signUp } from '../../src/services/accounts.ts';
 import { openTestStore, storeKinds } from '../helpers/stores.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { createStoreConfigSource } from '../../src/services/edge-config.ts';
 import { accessTokenFor, consentedGrant } from '../helpers/tokens.ts';
 
 const ALL = ['caches:read', 'caches:write', 'cacheRules:read', 'cacheRules:write', 'metrics:read'];
@@ -116,8 +117,26 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
     expect((await api(tokenA).get(`/v1/caches/${cache.id}`)).statusCode).toBe(404);
   });
 
+  it('keeps sharedResults (default false), changes it, and delivers it to the edge', async () => {
+    const created = await api(tokenA).post('/v1/caches', valid);
+    const cache = created.json().data;
+    expect(cache.sharedResults).toBe(false);
+    const source = createStoreConfigSource(store);
+    expect((await source.loadCache(cache.id))?.sharedResults).toBe(false);
+    const patched = await api(tokenA).patch(`/v1/caches/${cache.id}`, { sharedResults: true });
+    expect(patched.statusCode).toBe(200);
+    expect(patched.json().data.sharedResults).toBe(true);
+    expect((await api(tokenA).get(`/v1/caches/${cache.id}`)).json().data.sharedResults).toBe(true);
+    expect((await source.loadCache(cache.id))?.sharedResults).toBe(true);
+    const shared = await api(tokenA).post('/v1/caches', { ...valid, sharedResults: true });
+    expect(shared.json().data.sharedResults).toBe(true);
+    const bad = await api(tokenA).post('/v1/caches', { ...valid, sharedResults: 'yes' });
+    expect(bad.statusCode).toBe(422);
+  });
+
   it('never lets another workspace see or touch a cache (404, not 403)', async () => {
     const cache = (await api(tokenA).post('/v1/caches', valid)).json().data;
+    const etag = (await api(tokenA).get(`/v1/caches/${cache.id}`)).headers.etag;
     for (const response of [
       await api(tokenB).get(`/v1/caches/${cache.id}`),
       await api(tokenB).patch(`/v1/caches/${cache.id}`, { name: 'x' }),
@@ -132,6 +151,11 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
     expect(
       (await api(tokenB).get('/v1/caches')).json().data.map((c: { id: string }) => c.id),
     ).not.toContain(cache.id);
+    // B's PATCH and DELETE changed nothing: A reads the cache back as it was, same version.
+    const after = await api(tokenA).get(`/v1/caches/${cache.id}`);
+    expect(after.statusCode).toBe(200);
+    expect(after.json().data).toEqual(cache);
+    expect(after.headers.etag).toBe(etag);
   });
 
   it('answers 403 insufficient_scope for a read-only credential writing', async () => {
@@ -274,6 +298,31 @@ describe.each(storeKinds)('/v1/caches on %s', (kind) => {
       });
       expect(response.statusCode).toBe(422);
       expect(response.json().detail).toContain('10.0.0.5');
+      // Documentation and IPv4-translated loopback addresses are special-purpose too.
+      for (const hostname of ['192.0.2.2', '::ffff:0:7f00:1', '[::ffff:0:7f00:1]']) {
+        const refused = await strict.inject({
+          method: 'POST',
+          url: '/v1/caches',
+          payload: { ...valid, name: `refused ${hostname}`, hostname },
+          headers: { authorization: `Bearer ${tokenA}` },
+        });
+        expect(refused.statusCode, hostname).toBe(422);
+        expect(refused.headers['content-type']).toContain('application/problem+json');
+        expect(refused.json().errors).toEqual([
+          expect.objectContaining({ path: 'hostname', message: expect.stringContaining('deny') }),
+        ]);
+      }
+      const names = (await store.db.selectFrom('caches').select('name').execute()).map(
+        (c) => c.name,
+      );
+      expect(names.filter((n) => n.startsWith('refused '))).toEqual([]);
+      const accepted = await strict.inject({
+        method: 'POST',
+        url: '/v1/caches',
+        payload: { ...valid, name: 'public origin', hostname: '8.8.8.8' },
+        headers: { authorization: `Bearer ${tokenA}` },
+      });
+      expect(accepted.statusCode).toBe(201);
     } finally {
       await strict.close();
     }

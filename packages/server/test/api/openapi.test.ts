@@ -27,6 +27,8 @@ describe('OpenAPI document', () => {
       '/v1/caches',
       '/v1/caches/{id}',
       '/v1/caches/{id}/metrics',
+      '/v1/caches/{id}/sessions',
+      '/v1/caches/{id}/sessions/{sessionId}',
       '/v1/caches/{id}/rules',
       '/v1/caches/{id}/rules/{ruleId}',
       '/v1/connection-strings',
@@ -76,6 +78,55 @@ describe('OpenAPI document', () => {
       headers: { authorization: 'Bearer nope' },
     });
     expect(get.statusCode).toBe(401);
+  });
+
+  it("lists every webhook event type in the top-level webhooks section, with its payload's schema", async () => {
+    const doc = (await app.inject({ url: '/v1/openapi.json' })).json();
+    expect(Object.keys(doc.webhooks).sort()).toEqual(
+      [
+        'cache.created',
+        'cache.replication_slot_large',
+        'connection.created',
+        'connection.deleted',
+        'connection.updated',
+        'webhook.test',
+      ].sort(),
+    );
+    interface WebhookItem {
+      post: {
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: { properties: Record<string, unknown>; required: string[] };
+            };
+          };
+        };
+        parameters: { name: string }[];
+      };
+    }
+    for (const [type, item] of Object.entries(doc.webhooks) as [string, WebhookItem][]) {
+      const schema = item.post.requestBody.content['application/json'].schema;
+      expect(schema.properties.type, type).toMatchObject({ const: type });
+      expect(schema.required, type).toEqual(
+        expect.arrayContaining(['id', 'type', 'workspaceId', 'createdAt', 'data']),
+      );
+      expect(
+        item.post.parameters.map((p: { name: string }) => p.name),
+        type,
+      ).toEqual(expect.arrayContaining(['webhook-id', 'webhook-timestamp', 'webhook-signature']));
+    }
+    const created =
+      doc.webhooks['connection.created'].post.requestBody.content['application/json'].schema
+        .properties.data;
+    expect(Object.keys(created.properties)).toEqual(
+      expect.arrayContaining(['connectionId', 'passwordVerified', 'endUser', 'metadata']),
+    );
+    expect(
+      doc.webhooks['cache.created'].post.requestBody.content['application/json'].schema.properties
+        .data.properties.port,
+    ).toMatchObject({ type: 'integer' });
+    expect(doc.paths['/v1/webhooks/{id}/test'].post).toBeDefined();
+    expect(doc.paths['/v1/webhooks/{id}/rotate-secret'].post).toBeDefined();
   });
 
   it('renders the docs page', async () => {

@@ -1,6 +1,7 @@
 // /v1/caches/{id}/rules on both stores: the happy path, keys derived from table names, SQL text
 // and exact queries, validation, scopes and narrowing, ETags, idempotency, pagination, isolation.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../../src/db/store.ts';
@@ -86,6 +87,28 @@ describe.each(storeKinds)('/v1/caches/{id}/rules on %s', (kind) => {
   afterAll(async () => {
     await app?.close();
     await store?.close();
+  });
+
+  it('a rule created without transactionPolicy gets the default the OpenAPI document and docs/edge.md name', async () => {
+    const cacheId = await newCache(a);
+    const created = await bearer(a.token).post(`/v1/caches/${cacheId}/rules`, {
+      kind: 'table',
+      key: 'invoices',
+      mode: 'auto',
+    });
+    expect(created.statusCode).toBe(201);
+    const read = await bearer(a.token).get(`/v1/caches/${cacheId}/rules/${created.json().data.id}`);
+    const stored = read.json().data.transactionPolicy;
+    expect(stored).toBe('never');
+
+    const openapi = (await app.inject({ url: '/v1/openapi.json' })).json();
+    const body =
+      openapi.paths['/v1/caches/{id}/rules'].post.requestBody.content['application/json'].schema;
+    expect(body.properties.transactionPolicy.default).toBe(stored);
+
+    const guide = readFileSync(new URL('../../../../docs/edge.md', import.meta.url), 'utf8');
+    const line = guide.split('\n').find((text) => text.includes('`transactionPolicy`'));
+    expect(line).toContain(`\`${stored}\` (a rule's default)`);
   });
 
   it('creates, reads, lists, changes and deletes a rule, recording each in the audit log', async () => {

@@ -29,10 +29,12 @@ export async function buildTestApp(
     originPrivate?: 'allow' | 'deny';
     apiRateLimit?: number;
     webhooks?: { retryBaseMs?: number; pollMs?: number; timeoutMs?: number; maxAgeMs?: number };
-    shared?: Pick<AppDeps, 'redis' | 'rateLimitStore'>;
+    shared?: Pick<AppDeps, 'rateLimitStore'>;
     connectTestTimeoutMs?: number;
     /** The edge's TLS files, as EDGE_TLS_CERT/EDGE_TLS_KEY would give them; null for none. */
     edgeTls?: { certFile: string; keyFile: string } | null;
+    /** DNS for origins instead of testResolver's fixed names. */
+    resolveOrigin?: (hostname: string) => Promise<string[]>;
   } = {},
 ) {
   const app = await buildApp({
@@ -45,7 +47,7 @@ export async function buildTestApp(
     },
     store,
     logger: pino({ level: 'silent' }),
-    resolveOrigin: testResolver,
+    resolveOrigin: options.resolveOrigin ?? testResolver,
     ...(options.webhooks ? { webhooks: options.webhooks } : {}),
     ...(options.connectTestTimeoutMs ? { connectTestTimeoutMs: options.connectTestTimeoutMs } : {}),
     ...options.shared,

@@ -10,7 +10,13 @@ export const storeKinds: StoreKind[] = ['pglite', 'postgres'];
 export const ADMIN_DATABASE_URL =
   process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+/**
+ * A new database on the machine's Postgres. `migrated` applies the schema, as a control plane
+ * would: an edge node started alone never migrates the store and waits for it.
+ */
+export async function createTestDatabase(
+  options: { migrated?: boolean } = {},
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `eg_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await admin.connect();
@@ -18,6 +24,14 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
   await admin.end();
   const url = new URL(ADMIN_DATABASE_URL);
   url.pathname = `/${name}`;
+  if (options.migrated === true) {
+    const store = await openStore({ databaseUrl: url.toString(), dataDir: 'memory://' });
+    try {
+      await migrateToLatest(store.db);
+    } finally {
+      await store.close();
+    }
+  }
   return {
     url: url.toString(),
     async drop() {

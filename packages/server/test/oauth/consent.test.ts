@@ -10,6 +10,7 @@ import { openTestStore } from '../helpers/stores.ts';
 import { startListeningApp } from '../helpers/listening-app.ts';
 import { CookieFetch } from '../helpers/browserless.ts';
 import {
+  consentActionOf,
   csrfIn,
   elementsOf,
   formAction,
@@ -148,6 +149,27 @@ describe('consent', () => {
     expect(forged.status).toBe(403);
     expect(forged.headers.get('location')).toBeNull();
     expect(await codesIssued()).toBe(before);
+  });
+
+  it('refuses a consent post from an opaque origin (Origin: null) even with the CSRF token', async () => {
+    const started = await startAuthorization(url, user, partner, { scope: 'caches:read' });
+    const before = await codesIssued();
+    const post = (origin: string) =>
+      user.request(`${url}${consentActionOf(started.page)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin },
+        body: new URLSearchParams({
+          _csrf: csrfIn(started.page),
+          decision: 'allow',
+          workspace: personal.id,
+        }).toString(),
+      });
+    const opaque = await post('null');
+    expect(opaque.status).toBe(403);
+    expect(opaque.headers.get('location')).toBeNull();
+    expect(await codesIssued()).toBe(before);
+    const ours = await post(new URL(url).origin);
+    expect(ours.status).toBe(303);
   });
 
   it('shows a signed-out user our log-in form, refuses a wrong password and keeps the email', async () => {

@@ -207,8 +207,9 @@ describe('device code page under guessing', () => {
   });
 
   it(`refuses more than ${USER_CODE_ATTEMPTS} codes from one address, with 429 and a page that says when to retry`, async () => {
-    const guesser = new CookieFetch();
+    // Each guess starts a fresh browser session (its own cookie jar): only the address is shared.
     const guess = async () => {
+      const guesser = new CookieFetch();
       const page = await guesser.request(`${url}/oauth2/device`);
       const form = formOf(await page.text(), 'op.deviceInputForm');
       return guesser.postForm(new URL(form.action, url).toString(), {

@@ -166,7 +166,7 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
     expect(await tokenOutcome(exchange(web, flow, flow.codeVerifier))).toBe('ok');
   });
 
-  /** Moves the moment a code was exchanged back in time, past the race window. */
+  /** Moves the moment a code was exchanged back in time: a replay long after the exchange. */
   async function redeemedSecondsAgo(code: string, seconds: number) {
     await store.db
       .updateTable('oauth_tokens')
@@ -199,19 +199,30 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
     expect(activity).toContain('grant.revoked');
   });
 
-  it('a code used again within a second of its exchange fails as a lost race, revoking nothing', async () => {
+  /** The first exchange's tokens no longer work anywhere: API, introspection, refresh. */
+  async function expectRevoked(tokens: { access_token: string; refresh_token?: string }) {
+    expect(await apiStatus(url, tokens.access_token)).toBe(401);
+    expect(await introspect(url, web, tokens.access_token)).toEqual({ active: false });
+    expect(await introspect(url, web, tokens.refresh_token!)).toEqual({ active: false });
+    expect(await tokenOutcome(refreshRequest(url, web, tokens.refresh_token!))).toBe(
+      'invalid_grant',
+    );
+  }
+
+  it("a code used again right after its exchange fails and revokes the first exchange's tokens", async () => {
     const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
     const tokens = await exchanged(flow);
+    expect(await apiStatus(url, tokens.access_token)).toBe(200);
     const before = await revocationReasons(store.db, workspaceId);
 
     expect(await tokenOutcome(exchange(web, flow, flow.codeVerifier))).toBe('invalid_grant');
 
-    expect(await apiStatus(url, tokens.access_token)).toBe(200);
-    expect(await revocationReasons(store.db, workspaceId)).toEqual(before);
+    await expectRevoked(tokens);
+    expect(await revocationReasons(store.db, workspaceId)).toEqual([...before, 'code_replay']);
   });
 
   it.each([2, 3])(
-    'of %i concurrent exchanges of one code exactly one succeeds and its tokens work',
+    'of %i concurrent exchanges of one code at most one gets tokens, and the grant is revoked',
     async (n) => {
       const flow = await obtainCode(url, user, web, { scope: 'caches:read', workspaceId });
       const before = await revocationReasons(store.db, workspaceId);
@@ -230,9 +241,8 @@ describe.each(storeKinds)('authorization codes on %s', (kind) => {
         { client_id: web.clientId },
         winners[0]!,
       );
-      expect(await apiStatus(url, won.access_token)).toBe(200);
-      expect(await tokenOutcome(refreshRequest(url, web, won.refresh_token!))).toBe('ok');
-      expect(await revocationReasons(store.db, workspaceId)).toEqual(before);
+      await expectRevoked(won);
+      expect(await revocationReasons(store.db, workspaceId)).toEqual([...before, 'code_replay']);
     },
   );
 });

@@ -125,7 +125,15 @@ describe('revocation', () => {
 
     const page = await (await user.request(`${url}${PAGE}`)).text();
     expect(elementsOf(page, 'form').map((f) => f.action)).toContain(`${PAGE}/${grantId}/revoke`);
-    const revoked = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { _csrf: csrfIn(page) });
+    const asked = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { _csrf: csrfIn(page) });
+    expect(asked.status).toBe(200);
+    expect(await apiStatus(url, connected!.access_token)).toBe(200);
+    const question = await asked.text();
+    expect(textOf(question)).toContain('Revoke Partner Analytics?');
+    const revoked = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, {
+      _csrf: csrfIn(question),
+      confirm: 'yes',
+    });
     expect(revoked.status).toBe(303);
 
     await expectDead(partner, connected!);
@@ -136,7 +144,7 @@ describe('revocation', () => {
   it('Revoke without the page’s CSRF token changes nothing', async () => {
     const { user, tokens } = await connectedUser('forged@example.com');
     const grantId = await grantIdOf(tokens[0]!.access_token);
-    const forged = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, {});
+    const forged = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { confirm: 'yes' });
     expect(forged.status).toBe(403);
     expect(await apiStatus(url, tokens[0]!.access_token)).toBe(200);
   });
@@ -146,8 +154,13 @@ describe('revocation', () => {
     const grantId = await grantIdOf(victim.tokens[0]!.access_token);
     const { user } = await connectedUser('intruder@example.com');
     const page = await (await user.request(`${url}${PAGE}`)).text();
-    const attempt = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { _csrf: csrfIn(page) });
-    expect(attempt.status).toBe(404);
+    for (const confirm of ['', 'yes']) {
+      const attempt = await user.postForm(`${url}${PAGE}/${grantId}/revoke`, {
+        _csrf: csrfIn(page),
+        confirm,
+      });
+      expect(attempt.status).toBe(404);
+    }
     expect(await apiStatus(url, victim.tokens[0]!.access_token)).toBe(200);
   });
 
@@ -156,7 +169,14 @@ describe('revocation', () => {
     const { user, tokens } = await connectedUser('all@example.com', [partner, second]);
     const page = await (await user.request(`${url}${PAGE}`)).text();
     expect(textOf(page)).toContain('Second Partner');
-    const revoked = await user.postForm(`${url}${PAGE}/revoke-all`, { _csrf: csrfIn(page) });
+    const asked = await user.postForm(`${url}${PAGE}/revoke-all`, { _csrf: csrfIn(page) });
+    expect(asked.status).toBe(200);
+    expect(textOf(await asked.text())).toContain('All 2 apps you authorized will lose access');
+    expect(await apiStatus(url, tokens[0]!.access_token)).toBe(200);
+    const revoked = await user.postForm(`${url}${PAGE}/revoke-all`, {
+      _csrf: csrfIn(page),
+      confirm: 'yes',
+    });
     expect(revoked.status).toBe(303);
 
     await expectDead(partner, tokens[0]!);
@@ -193,7 +213,7 @@ describe('revocation', () => {
     const { user, workspace, tokens } = await connectedUser('audit@example.com');
     const grantId = await grantIdOf(tokens[0]!.access_token);
     const page = await (await user.request(`${url}${PAGE}`)).text();
-    await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { _csrf: csrfIn(page) });
+    await user.postForm(`${url}${PAGE}/${grantId}/revoke`, { _csrf: csrfIn(page), confirm: 'yes' });
 
     const activity = await user.request(`${url}/w/${workspace.slug}`);
     expect(activity.status).toBe(200);
@@ -240,15 +260,42 @@ describe('revocation', () => {
       name: 'Doomed Partner',
       redirectUris: ['https://doomed.example/callback'],
     });
-    const { workspace, tokens } = await connectedUser('doomed@example.com', [doomed]);
+    // Two authorizations of the app, into two workspaces.
+    const connected = [
+      await connectedUser('doomed@example.com', [doomed]),
+      await connectedUser('doomed-too@example.com', [doomed]),
+    ];
+    const grants = await Promise.all(
+      connected.map(({ tokens }) => grantIdOf(tokens[0]!.access_token)),
+    );
     const appPage = await (await owner.request(`${url}/apps/${doomed.appId}`)).text();
     const deleted = await owner.postForm(`${url}/apps/${doomed.appId}/delete`, {
       _csrf: csrfIn(appPage),
     });
     expect(deleted.status).toBe(303);
 
-    expect(await apiStatus(url, tokens[0]!.access_token)).toBe(401);
-    expect(await revocationReasons(store.db, workspace.id)).toEqual(['app_deleted']);
+    for (const [i, { user, workspace, tokens }] of connected.entries()) {
+      expect(await apiStatus(url, tokens[0]!.access_token)).toBe(401);
+      // Each workspace's log holds the revocation of its own grant, and not the other's.
+      const revoked = await store.db
+        .selectFrom('audit_events')
+        .select(['target', 'data'])
+        .where('workspace_id', '=', workspace.id)
+        .where('action', '=', 'grant.revoked')
+        .execute();
+      expect(revoked).toEqual([
+        { target: grants[i], data: expect.objectContaining({ reason: 'app_deleted' }) },
+      ]);
+      // And the workspace's Recent activity shows it once.
+      const page = await (await user.request(`${url}/w/${workspace.slug}`)).text();
+      const activity = /<section aria-labelledby="activity-heading">[\s\S]*?<\/section>/.exec(
+        page,
+      )?.[0];
+      expect(activity).toBeDefined();
+      expect(rowsOf(activity!).filter((row) => textOf(row).includes('grant.revoked'))).toHaveLength(
+        1,
+      );
+    }
   });
 
   it('shows the way to Authorized apps in the top bar and on the consent page', async () => {

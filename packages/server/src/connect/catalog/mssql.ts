@@ -122,7 +122,7 @@ function judge(config: MssqlConfig, version: string, encryption: number): TestOu
       message: `${formatTarget(config)} requires encryption: set Encryption to prefer or require.`,
     };
   }
-  return { ok: true, serverVersion: version, note: NOT_LOGGED_IN };
+  return { ok: true, serverVersion: version, note: NOT_LOGGED_IN, passwordVerified: false };
 }
 
 function notTds(target: Target, reason: string): TestFailure {

@@ -30,6 +30,13 @@ const INVALID_PASSWORD = '28P01';
 const INVALID_AUTHORIZATION = '28000';
 const INVALID_CATALOG_NAME = '3D000';
 
+/** pg's events for the server's password requests (AuthenticationCleartextPassword, MD5, SASL). */
+const PASSWORD_REQUESTS = [
+  'authenticationCleartextPassword',
+  'authenticationMD5Password',
+  'authenticationSASL',
+] as const;
+
 /** pg's words for its connectionTimeoutMillis and for the socket it destroys when that fires. */
 const TIMEOUT_MESSAGES = new Set([
   'Connection terminated due to connection timeout',
@@ -108,13 +115,22 @@ async function login(
   capReceived(client.connection.stream);
   // After the TLS upgrade pg reads a TLS socket the plain one no longer sees data for: cap it too.
   client.connection.once('sslconnect', () => capReceived(client.connection.stream));
+  // A server that trusts this user answers the startup with AuthenticationOk at once: any
+  // password would have done, so the one typed was never checked.
+  let askedForPassword = false;
+  for (const request of PASSWORD_REQUESTS)
+    client.connection.once(request, () => (askedForPassword = true));
   const close = () => client.connection.stream.destroy();
   signal.addEventListener('abort', close, { once: true });
   try {
     await client.connect();
     const result = await client.query<{ server_version: string }>('SHOW server_version');
     await client.end();
-    return { ok: true, serverVersion: result.rows[0]?.server_version };
+    return {
+      ok: true,
+      serverVersion: result.rows[0]?.server_version,
+      passwordVerified: askedForPassword && config.password !== '',
+    };
   } catch (error) {
     return describeFailure(error, config);
   } finally {

@@ -124,7 +124,10 @@ async function ping(
     await redis.ping();
     const serverVersion = parseVersion(await redis.info('server'));
     await redis.quit();
-    return note === undefined ? { ok: true, serverVersion } : { ok: true, serverVersion, note };
+    const passwordVerified = note === undefined && config.password !== '';
+    return note === undefined
+      ? { ok: true, serverVersion, passwordVerified }
+      : { ok: true, serverVersion, note, passwordVerified };
   } catch (error) {
     return describeFailure(socketError ?? error, config);
   } finally {

@@ -51,8 +51,12 @@ export type TestFailureCode =
   | 'unknown';
 
 export type TestOutcome =
-  /** `note` says what the test could not check or had to give up (no login, no TLS). */
-  | { ok: true; serverVersion?: string; note?: string }
+  /**
+   * `note` says what the test could not check or had to give up (no login, no TLS).
+   * `passwordVerified` is false when the login did not depend on the password: the server never
+   * asked for one (trust auth), the test could not log in, or no password was given.
+   */
+  | { ok: true; serverVersion?: string; note?: string; passwordVerified: boolean }
   | { ok: false; code: TestFailureCode; field?: string; message: string };
 
 export type TestFailure = Extract<TestOutcome, { ok: false }>;

@@ -81,3 +81,33 @@ export async function findApiKeyOfOwner(
 export async function deleteApiKey(db: Db, id: string): Promise<void> {
   await db.deleteFrom('api_keys').where('id', '=', id).execute();
 }
+
+/** A key of the workspace, whoever owns it (for the operator). */
+export async function findApiKeyInWorkspace(
+  db: Db,
+  workspaceId: string,
+  id: string,
+): Promise<ApiKeyRow | undefined> {
+  return db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('workspace_id', '=', workspaceId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** Every key of a workspace with its owner's email, oldest first (for the operator). */
+export async function listApiKeysOfWorkspace(
+  db: Db,
+  workspaceId: string,
+): Promise<(ApiKeyRow & { email: string })[]> {
+  return db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .selectAll('api_keys')
+    .select('users.email')
+    .where('api_keys.workspace_id', '=', workspaceId)
+    .orderBy('api_keys.created_at')
+    .orderBy('api_keys.id')
+    .execute();
+}

@@ -14,6 +14,35 @@ export interface NewCache {
   defaultMode: CacheRow['default_mode'];
   defaultTtlSeconds: number;
   originTls: CacheRow['origin_tls'];
+  /** Edge nodes share its results through Redis (migration 0013); absent: false. */
+  sharedResults?: boolean;
+  /** The partner app creating it, if any (see migration 0008). */
+  createdByApp?: { id: string; name: string } | null;
+  /** Replication invalidation and its credential (migration 0011); null: mode edge. */
+  replication?: ReplicationColumns | null;
+}
+
+export interface ReplicationColumns {
+  connectionId: string | null;
+  username: string | null;
+  /** The password sealed under `keyId`, when given to the API. */
+  sealed: { keyId: string; secret: string } | null;
+  database: string | null;
+  publication: string | null;
+  maxLagSeconds: number;
+}
+
+function replicationValues(replication: ReplicationColumns | null) {
+  return {
+    invalidation_mode: replication === null ? ('edge' as const) : ('replication' as const),
+    replication_connection_id: replication?.connectionId ?? null,
+    replication_username: replication?.username ?? null,
+    replication_secret: replication?.sealed?.secret ?? null,
+    replication_key_id: replication?.sealed?.keyId ?? null,
+    replication_database: replication?.database ?? null,
+    replication_publication: replication?.publication ?? null,
+    replication_max_lag_seconds: replication?.maxLagSeconds ?? null,
+  };
 }
 
 export async function insertCache(db: Db, cache: NewCache): Promise<CacheRow> {
@@ -30,6 +59,10 @@ export async function insertCache(db: Db, cache: NewCache): Promise<CacheRow> {
       default_mode: cache.defaultMode,
       default_ttl_seconds: cache.defaultTtlSeconds,
       origin_tls: cache.originTls,
+      shared_results: cache.sharedResults ?? false,
+      created_by_app_id: cache.createdByApp?.id ?? null,
+      created_by_app_name: cache.createdByApp?.name ?? null,
+      ...replicationValues(cache.replication ?? null),
     })
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -74,7 +107,15 @@ export async function listCachesInWorkspace(
 export type CachePatch = Partial<
   Pick<
     NewCache,
-    'name' | 'description' | 'hostname' | 'port' | 'defaultMode' | 'defaultTtlSeconds' | 'originTls'
+    | 'name'
+    | 'description'
+    | 'hostname'
+    | 'port'
+    | 'defaultMode'
+    | 'defaultTtlSeconds'
+    | 'originTls'
+    | 'sharedResults'
+    | 'replication'
   >
 >;
 
@@ -97,6 +138,8 @@ export async function updateCache(
         ? { default_ttl_seconds: patch.defaultTtlSeconds }
         : {}),
       ...(patch.originTls !== undefined ? { origin_tls: patch.originTls } : {}),
+      ...(patch.sharedResults !== undefined ? { shared_results: patch.sharedResults } : {}),
+      ...(patch.replication !== undefined ? replicationValues(patch.replication) : {}),
       version: eb('version', '+', 1),
       updated_at: new Date(),
     }))
@@ -113,4 +156,14 @@ export async function deleteCache(db: Db, id: string): Promise<void> {
 /** Any cache by id, whatever its workspace: for the edge, which routes by cache id alone. */
 export async function findCacheById(db: Db, id: string): Promise<CacheRow | undefined> {
   return db.selectFrom('caches').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Every cache that follows its origin's change stream: what an edge starts followers for. */
+export async function listReplicationCacheIds(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectFrom('caches')
+    .select('id')
+    .where('invalidation_mode', '=', 'replication')
+    .execute();
+  return rows.map((row) => row.id);
 }

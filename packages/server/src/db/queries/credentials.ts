@@ -10,6 +10,7 @@ export async function findOAuthCredential(db: Db, tokenHash: string, now: Date) 
       join.onRef('m.workspace_id', '=', 'g.workspace_id').onRef('m.user_id', '=', 'g.user_id'),
     )
     .innerJoin('workspaces as w', 'w.id', 'm.workspace_id')
+    .innerJoin('users as u', 'u.id', 'g.user_id')
     .select([
       'g.id as credentialId',
       'g.user_id as userId',
@@ -24,10 +25,11 @@ export async function findOAuthCredential(db: Db, tokenHash: string, now: Date) 
     .where('t.kind', '=', 'AccessToken')
     .where('t.expires_at', '>', now)
     .where('g.expires_at', '>', now)
+    .where('u.disabled_at', 'is', null)
     .executeTakeFirst();
 }
 
-/** An API key works only while its user still belongs to its workspace. */
+/** An API key works only while its user still belongs to its workspace and is not disabled. */
 export async function findApiKeyCredential(db: Db, tokenHash: string, now: Date) {
   return db
     .selectFrom('api_keys as k')
@@ -50,6 +52,7 @@ export async function findApiKeyCredential(db: Db, tokenHash: string, now: Date)
       'w.created_at as workspaceCreatedAt',
     ])
     .where('k.token_hash', '=', tokenHash)
+    .where('u.disabled_at', 'is', null)
     .where((eb) => eb.or([eb('k.expires_at', 'is', null), eb('k.expires_at', '>', now)]))
     .executeTakeFirst();
 }

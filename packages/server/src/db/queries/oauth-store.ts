@@ -28,20 +28,13 @@ export async function upsertToken(
     .execute();
 }
 
-/**
- * The grant of a token redeemed more than `raceWindowMs` ago, if it was: a second redemption that
- * late is a replay, not a race. Measured on the store's clock, which set `consumed_at`.
- */
-export async function findReplayedTokenGrant(
-  db: Db,
-  idHash: string,
-  raceWindowMs: number,
-): Promise<string | undefined> {
+/** The grant of a token that was already redeemed, if it was: presenting it again is a replay. */
+export async function findRedeemedTokenGrant(db: Db, idHash: string): Promise<string | undefined> {
   const row = await db
     .selectFrom('oauth_tokens')
     .select('grant_id')
     .where('id_hash', '=', idHash)
-    .where('consumed_at', '<', sql<Date>`now() - ${raceWindowMs}::int * interval '1 millisecond'`)
+    .where('consumed_at', 'is not', null)
     .executeTakeFirst();
   return row?.grant_id ?? undefined;
 }

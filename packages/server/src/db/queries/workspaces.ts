@@ -85,6 +85,45 @@ export async function findWorkspaceBySlug(db: Db, slug: string): Promise<Workspa
   return db.selectFrom('workspaces').selectAll().where('slug', '=', slug).executeTakeFirst();
 }
 
+export interface WorkspaceListing {
+  id: string;
+  slug: string;
+  name: string;
+  createdAt: Date;
+  members: number;
+  caches: number;
+}
+
+/** Every workspace, oldest first, with how many members and caches it has (for the operator). */
+export async function listWorkspacesWithCounts(db: Db): Promise<WorkspaceListing[]> {
+  const rows = await db
+    .selectFrom('workspaces')
+    .select((eb) => [
+      'workspaces.id',
+      'workspaces.slug',
+      'workspaces.name',
+      'workspaces.created_at as createdAt',
+      eb
+        .selectFrom('memberships')
+        .select(eb.fn.countAll<string>().as('n'))
+        .whereRef('memberships.workspace_id', '=', 'workspaces.id')
+        .as('members'),
+      eb
+        .selectFrom('caches')
+        .select(eb.fn.countAll<string>().as('n'))
+        .whereRef('caches.workspace_id', '=', 'workspaces.id')
+        .as('caches'),
+    ])
+    .orderBy('workspaces.created_at')
+    .orderBy('workspaces.id')
+    .execute();
+  return rows.map((row) => ({
+    ...row,
+    members: Number(row.members ?? 0),
+    caches: Number(row.caches ?? 0),
+  }));
+}
+
 export async function renameWorkspace(db: Db, workspaceId: string, name: string): Promise<void> {
   await db.updateTable('workspaces').set({ name }).where('id', '=', workspaceId).execute();
 }

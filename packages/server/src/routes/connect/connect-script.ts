@@ -1,10 +1,19 @@
 // The embedding snippet served at /connect.js: `Edgegate.connect({url})` opens the hosted page in
 // a popup within the click (a blocked popup falls back to a full-page redirect) and resolves with
-// the page's result message. Plain ES5 so any partner page can load it as is.
+// the page's result message; `onSuccess`, `onExit` and `onEvent` callbacks follow Plaid Link's
+// model (payloads in docs/connect.md). Plain ES5 so any partner page can load it as is.
 export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/edgegate (docs/connect.md) */
 (function (global) {
   'use strict';
   var MESSAGE_TYPE = 'edgegate:connect';
+  var STEP_TYPE = 'edgegate:connect:event';
+
+  /** Calls a partner callback; an error in it must not break the flow. */
+  function call(callback) {
+    if (typeof callback !== 'function') return;
+    var args = Array.prototype.slice.call(arguments, 1);
+    try { callback.apply(null, args); } catch (e) { setTimeout(function () { throw e; }); }
+  }
 
   function fail(code, message, state) {
     var error = new Error(message);
@@ -25,9 +34,16 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
    * options.state: echoed back with the result (check it). options.width / options.height.
    * Resolves with {type, code, state}; rejects with error.code 'access_denied', 'closed' or
    * 'redirected' (the popup was blocked and the whole page went to Edgegate instead).
+   * options.onSuccess({code, state}), options.onExit({error_code, state}) and
+   * options.onEvent(eventName, metadata) are called as well (OPEN, SELECT_TYPE, SUBMIT, ERROR,
+   * SUCCESS, EXIT).
    */
   function connect(options) {
     options = options || {};
+    function exit(code, state) {
+      call(options.onEvent, 'EXIT', { error_code: code, state: state });
+      call(options.onExit, { error_code: code, state: state });
+    }
     var width = options.width || 520;
     var height = options.height || 720;
     var left = Math.max(0, (global.screenX || 0) + ((global.outerWidth || width) - width) / 2);
@@ -43,10 +59,12 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
     return urlPromise.then(function (url) {
       var target = withState(url, options.state);
       if (!popup || popup.closed) {
+        exit('redirected', options.state);
         global.location.assign(target.toString());
         throw fail('redirected', 'The popup was blocked: continuing in this window.');
       }
       if (!direct) popup.location.replace(target.toString());
+      call(options.onEvent, 'OPEN', { state: options.state });
       return new Promise(function (resolve, reject) {
         var timer;
         function cleanup() {
@@ -56,17 +74,28 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
         function onMessage(event) {
           if (event.origin !== target.origin || event.source !== popup) return;
           var data = event.data;
+          if (data && data.type === STEP_TYPE && typeof data.event === 'string') {
+            call(options.onEvent, data.event, data.metadata || {});
+            return;
+          }
           if (!data || data.type !== MESSAGE_TYPE) return;
           if (options.state && data.state !== options.state) return;
           cleanup();
           try { popup.close(); } catch (e) { /* already closed */ }
-          if (data.error) reject(fail(data.error, 'The user cancelled the connection.', data.state));
-          else resolve({ type: data.type, code: data.code, state: data.state });
+          if (data.error) {
+            exit(data.error, data.state);
+            reject(fail(data.error, 'The user cancelled the connection.', data.state));
+          } else {
+            call(options.onEvent, 'SUCCESS', { state: data.state });
+            call(options.onSuccess, { code: data.code, state: data.state });
+            resolve({ type: data.type, code: data.code, state: data.state });
+          }
         }
         global.addEventListener('message', onMessage);
         timer = setInterval(function () {
           if (popup.closed) {
             cleanup();
+            exit('closed', options.state);
             reject(fail('closed', 'The connect window was closed before it finished.'));
           }
         }, 400);

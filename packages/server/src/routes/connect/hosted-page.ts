@@ -9,6 +9,7 @@ import { Problem } from '../../problem.ts';
 import { deriveKey, hmac, safeEqual } from '../../services/crypto.ts';
 import { createMemoryRateLimitStore, type RateLimitStore } from '../../services/rate-limit.ts';
 import { checkOrigin } from '../../services/origin-guard.ts';
+import { checkFormOrigin } from '../../plugins/form-origin.ts';
 import type { OriginPolicy } from '../../services/caches.ts';
 import { normalizeHostname } from '../../services/caches.ts';
 import {
@@ -163,10 +164,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
     session: ConnectSessionRow,
     body: Record<string, unknown>,
   ) {
-    const origin = request.headers.origin;
-    // Browsers send Origin on every form POST; `null` (a sandboxed or opaque frame) is refused too.
-    if (origin !== undefined && origin !== publicOrigin)
-      throw new Problem('csrf.origin_mismatch', 403, 'This form was submitted from another site.');
+    checkFormOrigin(request.headers.origin, [publicOrigin]);
     const sent = body._csrf;
     if (typeof sent !== 'string' || !safeEqual(sent, csrfFor(session)))
       throw new Problem(
@@ -187,6 +185,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       errors?: Record<string, string>;
       testError?: string;
       status?: number;
+      errorCode?: string;
     },
   ) {
     const described = CONNECTION_TYPE_ENTRIES.get(type)!;
@@ -216,6 +215,8 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           session.types.length > 1 ? `${base}${stateQuery ? `?${stateQuery}` : ''}` : undefined,
         reconnect: session.connection_id !== null,
         nonce,
+        targetOrigin: new URL(session.redirect_url).origin,
+        errorCode: options.errorCode,
       }),
     );
   }
@@ -226,6 +227,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
     partner: Partner,
     params: Record<string, string>,
     success: boolean,
+    warning?: string,
   ) {
     const target = new URL(session.redirect_url);
     for (const [key, value] of Object.entries(params))
@@ -241,6 +243,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
         message: { type: 'edgegate:connect', ...params },
         redirectTo: target.toString(),
         success,
+        warning,
       }),
     );
   }
@@ -273,9 +276,12 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
       if (wanted || types.length === 1) {
         return renderForm(reply, session, partner, wanted ?? types[0]!, { state });
       }
-      headers(reply, session);
+      const nonce = randomBytes(16).toString('base64');
+      headers(reply, session, nonce);
       return reply.send(
         typePickerPage({
+          nonce,
+          targetOrigin: new URL(session.redirect_url).origin,
           sessionName: session.name,
           theme: session.theme as Theme,
           partner,
@@ -345,6 +351,7 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           values: typed,
           errors,
           status: 422,
+          errorCode: 'invalid_input',
         });
       }
       if (running >= MAX_CONCURRENT_TESTS) {
@@ -384,11 +391,24 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           )[0]!;
         } catch (error) {
           if (!(error instanceof Problem)) throw error;
+          if (error.code === 'origin.unresolvable') {
+            // The guard's words name the resolver's error code; the page says what to fix instead.
+            const message = `The host name "${origin.host}" could not be resolved. Check its spelling, or use the server's IP address.`;
+            return renderForm(reply, session, partner, type, {
+              state,
+              values: typed,
+              testError: message,
+              errors: { host: message },
+              status: 422,
+              errorCode: 'host_not_found',
+            });
+          }
           return renderForm(reply, session, partner, type, {
             state,
             values: typed,
             errors: { host: error.message },
             status: 422,
+            errorCode: 'origin_refused',
           });
         }
         outcome = await def.test(config as never, { timeoutMs, address });
@@ -403,12 +423,29 @@ function hostedPages(app: FastifyInstance, deps: HostedPageDeps) {
           testError: outcome.message,
           ...(outcome.field ? { errors: { [outcome.field]: outcome.message } } : {}),
           status: 422,
+          errorCode: outcome.code,
         });
       }
       try {
-        const { code } = await completeSession(deps.db, deps.keyring, session, type, config);
+        const { code } = await completeSession(
+          deps.db,
+          deps.keyring,
+          session,
+          type,
+          config,
+          outcome.passwordVerified,
+        );
         announceDeliveries(deps.bus);
-        return handOff(reply, session, partner, { code, state }, true);
+        const name = config.user ?? config.username;
+        const user =
+          typeof name === 'string' && name !== '' ? `user "${name}"` : 'the default user';
+        // A typed password the server never checked would pass for a right one: say so, and let
+        // the user read it before the page hands over (the flag is on the connection too).
+        const warning =
+          !outcome.passwordVerified && type !== 'mssql' && config.password
+            ? `The server did not check the password: it let ${user} in without asking for one, so the password you typed was not tested. Anyone who can reach this server may log in as that user.`
+            : undefined;
+        return handOff(reply, session, partner, { code, state }, true, warning);
       } catch (error) {
         if (!(error instanceof SessionClosedError)) throw error;
         headers(reply, null);

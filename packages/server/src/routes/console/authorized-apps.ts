@@ -1,10 +1,11 @@
 // GET /settings/account/authorized-apps: the apps the user let in, each revocable, or all at once.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SCOPE_DESCRIPTIONS, type AppScope } from '@edgegate/contract';
 import type { Db } from '../../db/store.ts';
-import { html } from '../../views/html.ts';
+import { html, type SafeHtml } from '../../views/html.ts';
 import { csrfField, when } from '../../views/layout.ts';
 import { listAuthorizedApps, revokeGrants } from '../../services/grants.ts';
+import { Problem } from '../../problem.ts';
 import { requireUser, sendPage } from './render.ts';
 
 const PATH = '/settings/account/authorized-apps';
@@ -76,13 +77,46 @@ export function registerAuthorizedAppsRoutes(app: FastifyInstance, db: Db) {
     });
   });
 
+  /** Revoking takes two steps that work without JavaScript: the list's button asks, this acts. */
+  const confirmed = (body: unknown) => (body as { confirm?: unknown } | null)?.confirm === 'yes';
+
+  const confirmPage = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    options: { title: string; question: SafeHtml; action: string; button: string },
+  ) =>
+    sendPage(request, reply, {
+      title: options.title,
+      body: html`<h1>${options.title}</h1>
+        <p>${options.question}</p>
+        <form method="post" action="${options.action}">
+          ${csrfField(request.csrfToken())}
+          <input type="hidden" name="confirm" value="yes" />
+          <button type="submit" class="danger">${options.button}</button>
+          <a href="${PATH}">Cancel</a>
+        </form>`,
+    });
+
   app.post<{ Params: { grantId: string } }>(
     `${PATH}/:grantId/revoke`,
     { config: { html: true } },
     async (request, reply) => {
       const user = requireUser(request, reply);
       if (!user) return reply;
-      await revokeGrants(db, user.id, request.params.grantId);
+      const { grantId } = request.params;
+      if (!confirmed(request.body)) {
+        const grant = (await listAuthorizedApps(db, user.id)).find((g) => g.grantId === grantId);
+        if (!grant) throw new Problem('grant.not_found', 404, 'No such authorization.');
+        return confirmPage(request, reply, {
+          title: `Revoke ${grant.appName}?`,
+          question: html`${grant.appName} will no longer be able to act in
+          ${grant.workspaceName ?? 'your account'}: every token it holds stops working at once. What
+          it created (caches, rules) stays with the workspace.`,
+          action: `${PATH}/${grantId}/revoke`,
+          button: 'Yes, revoke access',
+        });
+      }
+      await revokeGrants(db, user.id, grantId);
       reply.flash({ message: 'Access revoked. The app can no longer use its tokens.' });
       return reply.redirect(PATH, 303);
     },
@@ -91,6 +125,16 @@ export function registerAuthorizedAppsRoutes(app: FastifyInstance, db: Db) {
   app.post(`${PATH}/revoke-all`, { config: { html: true } }, async (request, reply) => {
     const user = requireUser(request, reply);
     if (!user) return reply;
+    if (!confirmed(request.body)) {
+      const count = (await listAuthorizedApps(db, user.id)).length;
+      return confirmPage(request, reply, {
+        title: 'Revoke all apps?',
+        question: html`All ${count} app${count === 1 ? '' : 's'} you authorized will lose access at
+        once, in every workspace; each would have to ask you again.`,
+        action: `${PATH}/revoke-all`,
+        button: 'Yes, revoke all apps',
+      });
+    }
     const count = await revokeGrants(db, user.id);
     reply.flash({ message: `Revoked access for ${count} app${count === 1 ? '' : 's'}.` });
     return reply.redirect(PATH, 303);

@@ -1,20 +1,29 @@
 // One cache's console page: its details, settings, rules, the connection-string converter and
 // deletion; every form calls the service the /v1 API calls, acting as the signed-in member.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { CacheCreate, RuleCreate } from '@edgegate/contract';
+import type { CacheCreate, InvalidationInput, RuleCreate } from '@edgegate/contract';
 import type { Db } from '../../db/store.ts';
 import type { User } from '../../db/schema.ts';
 import { Problem } from '../../problem.ts';
-import { deleteCache, getCache, updateCache, type OriginPolicy } from '../../services/caches.ts';
+import {
+  deleteCache,
+  getCache,
+  toCacheWithReport,
+  updateCache,
+  type OriginPolicy,
+} from '../../services/caches.ts';
+import type { ReplicationDeps } from '../../services/cache-invalidation.ts';
 import { createRule, deleteRule, listRules } from '../../services/rules.ts';
 import { convertConnectionString, type EdgeAddress } from '../../services/connection-strings.ts';
 import {
   cacheFormOf,
   cachePage,
   EMPTY_RULE_FORM,
+  invalidationFormOf,
   type CacheFormValues,
   type ConverterState,
   type FormState,
+  type InvalidationFormValues,
   type RuleFormValues,
 } from '../../views/caches.ts';
 import { consolePrincipal, formRefusal } from './principal.ts';
@@ -28,6 +37,8 @@ export interface ConsoleCacheDeps {
   edge: EdgeAddress;
   /** An edge in this process: flushed first so the page shows the last seconds. */
   flushEdgeMetrics?: () => Promise<void>;
+  /** Replication invalidation: seals its password and checks the origin. */
+  replication?: ReplicationDeps;
 }
 
 interface CacheParams {
@@ -50,6 +61,7 @@ export function readCacheForm(body: unknown): CacheFormValues {
     port: formValue(body, 'port'),
     defaultMode: formValue(body, 'defaultMode'),
     defaultTtlSeconds: formValue(body, 'defaultTtlSeconds'),
+    sharedResults: formValue(body, 'sharedResults'),
   };
 }
 
@@ -63,7 +75,41 @@ export function toCacheInput(values: CacheFormValues): CacheCreate {
     port: numberOf(values.port) ?? Number.NaN,
     defaultMode: values.defaultMode,
     defaultTtlSeconds: numberOf(values.defaultTtlSeconds) ?? Number.NaN,
+    // Absent: unchanged; anything but on/off goes to the service, which refuses it.
+    ...(values.sharedResults === ''
+      ? {}
+      : {
+          sharedResults:
+            values.sharedResults === 'on'
+              ? true
+              : values.sharedResults === 'off'
+                ? false
+                : values.sharedResults,
+        }),
   } as CacheCreate;
+}
+
+function readInvalidationForm(body: unknown): InvalidationFormValues {
+  return {
+    mode: formValue(body, 'mode'),
+    username: formValue(body, 'username'),
+    password: formValue(body, 'password'),
+    database: formValue(body, 'database'),
+    publication: formValue(body, 'publication'),
+  };
+}
+
+/** Empty optional fields are absent; the service validates the rest. */
+function toInvalidationInput(values: InvalidationFormValues): InvalidationInput {
+  if (values.mode !== 'replication') return { mode: values.mode } as InvalidationInput;
+  const optional = (value: string) => (value.trim() === '' ? undefined : value.trim());
+  return {
+    mode: 'replication',
+    username: values.username,
+    password: values.password,
+    ...(optional(values.database) ? { database: optional(values.database) } : {}),
+    ...(optional(values.publication) ? { publication: optional(values.publication) } : {}),
+  };
 }
 
 function readRuleForm(body: unknown): RuleFormValues {
@@ -95,6 +141,7 @@ export function registerCacheRoutes(app: FastifyInstance, deps: ConsoleCacheDeps
       edit?: FormState<CacheFormValues>;
       rule?: FormState<RuleFormValues>;
       converter?: ConverterState;
+      invalidation?: FormState<InvalidationFormValues>;
     } = {},
   ) => {
     const { workspace, principal } = await consolePrincipal(db, user, request.params.slug);
@@ -113,6 +160,10 @@ export function registerCacheRoutes(app: FastifyInstance, deps: ConsoleCacheDeps
       edit: overrides.edit ?? { values: cacheFormOf(cache), errors: {} },
       rule: overrides.rule ?? { values: EMPTY_RULE_FORM, errors: {} },
       converter: overrides.converter ?? { connectionString: '', errors: {} },
+      invalidation: {
+        shown: (await toCacheWithReport(db, cache)).invalidation,
+        form: overrides.invalidation ?? { values: invalidationFormOf(cache), errors: {} },
+      },
     });
     return sendPage(request, reply, {
       title: `${cache.name} · Caches`,
@@ -152,6 +203,49 @@ export function registerCacheRoutes(app: FastifyInstance, deps: ConsoleCacheDeps
       return showCache(request, reply, user, { status, edit: { values, ...refusal } });
     }
   });
+
+  app.post<{ Params: CacheParams }>(
+    '/w/:slug/caches/:id/invalidation',
+    html_,
+    async (request, reply) => {
+      const user = requireUser(request, reply);
+      if (!user) return reply;
+      const { slug, id } = request.params;
+      const { principal } = await consolePrincipal(db, user, slug);
+      const values = readInvalidationForm(request.body);
+      try {
+        const cache = await updateCache(
+          db,
+          principal,
+          id,
+          { invalidation: toInvalidationInput(values) },
+          deps.originPolicy,
+          () => undefined,
+          deps.replication,
+        );
+        reply.flash({
+          message:
+            cache.invalidation_mode === 'edge'
+              ? `“${cache.name}” drops cached reads on writes through the edge.`
+              : `“${cache.name}” follows its database's change stream.`,
+        });
+        return reply.redirect(`/w/${slug}/caches/${cache.id}#invalidation-heading`, 303);
+      } catch (error) {
+        const { status, errors, message } = formRefusal(error);
+        // The service names fields by their API path (`invalidation.username`); the form by name.
+        const byField = Object.fromEntries(
+          Object.entries(errors).map(([path, text]) => [
+            path.replace(/^invalidation\.?/, '') || 'mode',
+            text,
+          ]),
+        );
+        return showCache(request, reply, user, {
+          status,
+          invalidation: { values: { ...values, password: '' }, errors: byField, message },
+        });
+      }
+    },
+  );
 
   app.post<{ Params: CacheParams }>('/w/:slug/caches/:id/delete', html_, async (request, reply) => {
     const user = requireUser(request, reply);

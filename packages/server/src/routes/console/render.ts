@@ -39,14 +39,14 @@ export function formValue(body: unknown, name: string): string {
 
 /**
  * Only a path on this site, so `next` can never send someone elsewhere: control characters and
- * backslashes (which browsers strip or turn into slashes) are refused, and the value must resolve
- * to our own origin.
+ * backslashes (which browsers strip or turn into slashes) are refused, the value must resolve to
+ * our own origin, and the path it resolves to must not start with `//` or `/\`, even once
+ * percent-decoded: `/.//evil.com` normalises to `//evil.com`, which a browser reads as another host.
  */
 export function safeNext(next: unknown, fallback: string): string {
   if (typeof next !== 'string' || next.length > 2000 || !next.startsWith('/')) return fallback;
   // Browsers drop tabs and newlines from URLs and read a backslash as a slash.
-  if ([...next].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || c === '\\'))
-    return fallback;
+  if (hasControlOrBackslash(next)) return fallback;
   const base = 'http://edgegate.invalid';
   let url: URL;
   try {
@@ -54,8 +54,23 @@ export function safeNext(next: unknown, fallback: string): string {
   } catch {
     return fallback;
   }
-  if (url.origin !== base) return fallback;
+  if (url.origin !== base || looksLikeAnotherHost(url.pathname)) return fallback;
   return url.pathname + url.search + url.hash;
+}
+
+/** A path a browser, or anything that decodes it once more, could read as `//host`. */
+function looksLikeAnotherHost(path: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return true;
+  }
+  return [path, decoded].some((p) => /^[/\\][/\\]/.test(p) || hasControlOrBackslash(p));
+}
+
+function hasControlOrBackslash(value: string): boolean {
+  return [...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || c === '\\');
 }
 
 export function fieldErrors(problem: Problem): FieldErrors {

@@ -46,7 +46,8 @@ export function registerWorkspaceRoutes(app: FastifyInstance, db: Db, publicUrl:
       ${isAdmin ? html`<p><a href="${base}/settings/integrations">Integrations</a></p>` : ''}
       <p>
         <a href="${base}/caches">Caches</a> ·
-        <a href="${base}/settings/credentials">API keys &amp; service tokens</a>
+        <a href="${base}/settings/credentials">API keys &amp; service tokens</a> ·
+        <a href="${base}/settings/webhooks">Webhooks</a>
       </p>
       <section aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>

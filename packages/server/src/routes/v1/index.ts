@@ -9,13 +9,19 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
-import { Problem } from '../../problem.ts';
 import { requireCredential } from '../../plugins/credential-auth.ts';
 import { registerIdempotency } from '../../plugins/idempotency.ts';
 import type { V1Deps } from './support/deps.ts';
-import type { Redis } from 'ioredis';
-import type { RateLimitStore } from '../../services/rate-limit.ts';
+import {
+  createMemoryRateLimitStore,
+  rateLimitPluginStore,
+  type RateLimitStore,
+} from '../../services/rate-limit.ts';
 import { documentSharedHeaders } from './support/openapi-headers.ts';
+import {
+  RATE_LIMIT_WINDOW_SECONDS,
+  registerRateLimitHeaders,
+} from './support/rate-limit-headers.ts';
 import { registerGetWorkspace } from './workspace/get-workspace.ts';
 import { registerGetCaches } from './caches/get-caches.ts';
 import { registerPostCache } from './caches/post-cache.ts';
@@ -23,6 +29,8 @@ import { registerGetCache } from './caches/get-cache.ts';
 import { registerPatchCache } from './caches/patch-cache.ts';
 import { registerDeleteCache } from './caches/delete-cache.ts';
 import { registerGetCacheMetrics } from './caches/get-cache-metrics.ts';
+import { registerGetCacheSessions } from './caches/get-cache-sessions.ts';
+import { registerDeleteCacheSession } from './caches/delete-cache-session.ts';
 import { registerGetRules } from './rules/get-rules.ts';
 import { registerPostRule } from './rules/post-rule.ts';
 import { registerGetRule } from './rules/get-rule.ts';
@@ -48,16 +56,20 @@ import { registerGetWebhooks } from './webhooks/get-webhooks.ts';
 import { registerPostWebhook } from './webhooks/post-webhook.ts';
 import { registerDeleteWebhook } from './webhooks/delete-webhook.ts';
 import { registerGetWebhookDeliveries } from './webhooks/get-webhook-deliveries.ts';
+import { registerPostWebhookSecretRotation } from './webhooks/post-webhook-secret-rotation.ts';
+import { registerPostWebhookTest } from './webhooks/post-webhook-test.ts';
+import { documentWebhooks } from './support/openapi-webhooks.ts';
 
 export interface V1Options extends V1Deps {
   /** Key material for sealing stored idempotent responses. */
   rootSecret: string;
   /** Requests per minute per credential. */
   rateLimitPerMinute: number;
-  /** Counters for failed-authentication throttling (shared through Redis when configured). */
+  /**
+   * Counters for the per-credential limit and failed-authentication throttling: shared through
+   * Redis when configured, so the limit is per credential, not per node.
+   */
   counters?: RateLimitStore;
-  /** The shared tier: @fastify/rate-limit counts there, so the limit is per credential, not per node. */
-  redis?: Redis;
 }
 
 const ROUTES = [
@@ -68,6 +80,8 @@ const ROUTES = [
   registerPatchCache,
   registerDeleteCache,
   registerGetCacheMetrics,
+  registerGetCacheSessions,
+  registerDeleteCacheSession,
   registerGetRules,
   registerPostRule,
   registerGetRule,
@@ -93,6 +107,8 @@ const ROUTES = [
   registerPostWebhook,
   registerDeleteWebhook,
   registerGetWebhookDeliveries,
+  registerPostWebhookSecretRotation,
+  registerPostWebhookTest,
 ];
 
 export async function registerV1Routes(app: FastifyInstance, options: V1Options) {
@@ -127,8 +143,10 @@ export async function registerV1Routes(app: FastifyInstance, options: V1Options)
     hideUntagged: true,
     transform: jsonSchemaTransform,
     transformObject: (document) =>
-      documentSharedHeaders(
-        'openapiObject' in document ? document.openapiObject : document.swaggerObject,
+      documentWebhooks(
+        documentSharedHeaders(
+          'openapiObject' in document ? document.openapiObject : document.swaggerObject,
+        ),
       ),
   });
 
@@ -136,26 +154,21 @@ export async function registerV1Routes(app: FastifyInstance, options: V1Options)
     async (v1) => {
       v1.setValidatorCompiler(validatorCompiler);
       v1.setSerializerCompiler(serializerCompiler);
-      requireCredential(v1, options.db, options.counters);
+      const counters = options.counters ?? createMemoryRateLimitStore();
+      requireCredential(v1, options.db, counters);
+      // The plugin only counts (global: false); registerRateLimitHeaders answers with the counts.
       await v1.register(rateLimit, {
-        hook: 'preHandler',
+        global: false,
         max: options.rateLimitPerMinute,
-        timeWindow: '1 minute',
-        ...(options.redis
-          ? { redis: options.redis, nameSpace: 'edgegate:api-rl:', skipOnError: true }
-          : {}),
+        timeWindow: RATE_LIMIT_WINDOW_SECONDS * 1000,
+        store: rateLimitPluginStore(counters),
+        skipOnError: true,
         keyGenerator: (request) =>
           request.principal
             ? `${request.principal.kind}:${request.principal.credentialId}`
             : request.ip,
-        errorResponseBuilder: (_request, context) =>
-          new Problem(
-            'rate_limited',
-            429,
-            `Too many requests for this credential: at most ${context.max} a minute. Retry after ${Math.ceil(context.ttl / 1000)} s.`,
-            { headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) } },
-          ),
       });
+      registerRateLimitHeaders(v1, options.rateLimitPerMinute);
       registerIdempotency(v1, options.db, options.rootSecret);
       for (const register of ROUTES) register(v1, options);
     },

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { cacheSchema, dataOf } from '@edgegate/contract';
 import { requireScope } from '../../../plugins/credential-auth.ts';
-import { getCache, toCache } from '../../../services/caches.ts';
+import { getCache, toCacheWithReport } from '../../../services/caches.ts';
 import { setEtag } from '../support/etag.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -25,7 +25,7 @@ export function registerGetCache(app: FastifyInstance, deps: V1Deps) {
       const principal = requireScope(request, 'caches:read');
       const row = await getCache(deps.pipelined, principal, request.params.id, 'caches:read');
       setEtag(reply, row.id, row.version);
-      return { data: toCache(row) };
+      return { data: await toCacheWithReport(deps.pipelined, row) };
     },
   );
 }

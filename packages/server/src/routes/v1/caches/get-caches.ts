@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { cacheSchema, pageOf, paginationQuerySchema } from '@edgegate/contract';
 import { requireScope } from '../../../plugins/credential-auth.ts';
-import { listCaches, toCache } from '../../../services/caches.ts';
+import { listCaches, toCachesWithReports } from '../../../services/caches.ts';
 import { decodeCursor, toPage } from '../support/cursor.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -26,7 +26,7 @@ export function registerGetCaches(app: FastifyInstance, deps: V1Deps) {
         limit,
       });
       const { items, nextCursor } = toPage(rows, limit);
-      return { data: items.map(toCache), nextCursor };
+      return { data: await toCachesWithReports(deps.pipelined, items), nextCursor };
     },
   );
 }

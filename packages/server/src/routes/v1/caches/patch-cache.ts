@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { cacheSchema, cacheUpdateSchema, dataOf } from '@edgegate/contract';
 import { requireScope } from '../../../plugins/credential-auth.ts';
-import { toCache, updateCache } from '../../../services/caches.ts';
+import { toCacheWithReport, updateCache } from '../../../services/caches.ts';
 import { checkIfMatch, setEtag } from '../support/etag.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 import { cacheParamsSchema } from './get-cache.ts';
@@ -30,9 +30,10 @@ export function registerPatchCache(app: FastifyInstance, deps: V1Deps) {
         request.body,
         deps.originPolicy,
         (version) => checkIfMatch(request, id, version),
+        deps.replication,
       );
       setEtag(reply, row.id, row.version);
-      return { data: toCache(row) };
+      return { data: await toCacheWithReport(deps.db, row) };
     },
   );
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { cacheCreateSchema, cacheSchema, dataOf } from '@edgegate/contract';
 import { requireWorkspaceScope } from '../../../plugins/credential-auth.ts';
-import { createCache, toCache } from '../../../services/caches.ts';
+import { createCache, toCacheWithReport } from '../../../services/caches.ts';
 import { setEtag } from '../support/etag.ts';
 import { problemResponses, type V1Deps } from '../support/deps.ts';
 
@@ -14,7 +14,7 @@ export function registerPostCache(app: FastifyInstance, deps: V1Deps) {
       schema: {
         summary: 'Create a cache',
         description:
-          'The hostname must resolve and pass the origin guard. No origin username or password is accepted: clients send their own through the edge.',
+          'The hostname must resolve and pass the origin guard. No origin username or password is accepted: clients send their own through the edge. `invalidation.mode: replication` takes a credential that may replicate (stored encrypted, never returned) and checks the origin for every prerequisite (422 names the missing one).',
         tags: ['caches'],
         body: cacheCreateSchema,
         response: { 201: dataOf(cacheSchema), ...problemResponses },
@@ -22,12 +22,18 @@ export function registerPostCache(app: FastifyInstance, deps: V1Deps) {
     },
     async (request, reply) => {
       const principal = requireWorkspaceScope(request, 'caches:write');
-      const row = await createCache(deps.db, principal, request.body, deps.originPolicy);
+      const row = await createCache(
+        deps.db,
+        principal,
+        request.body,
+        deps.originPolicy,
+        deps.replication,
+      );
       setEtag(reply, row.id, row.version);
       return reply
         .code(201)
         .header('location', `/v1/caches/${row.id}`)
-        .send({ data: toCache(row) });
+        .send({ data: await toCacheWithReport(deps.db, row) });
     },
   );
 }

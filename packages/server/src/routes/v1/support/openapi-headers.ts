@@ -1,7 +1,8 @@
 // The headers every /v1 operation shares, added to the generated OpenAPI document in one place:
 // Idempotency-Key on POST, If-Match on PATCH, ETag where a versioned resource is returned,
-// Location on creation, and Retry-After on 429. Route schemas describe bodies; these conventions
-// are the plugins' (idempotency, etag, rate limit), so they are documented where those live.
+// Location on creation, RateLimit-Policy and RateLimit on every answer, Retry-After on 429 and 503,
+// and X-Request-Id both ways. Route schemas describe bodies; these conventions are the plugins'
+// (idempotency, etag, rate limit, request id, store errors), so they are documented where those live.
 
 interface Operation {
   parameters?: unknown[];
@@ -36,8 +37,44 @@ const ETAG = {
 };
 const LOCATION = { description: 'URL of the created resource', schema: { type: 'string' } };
 
+/** draft-ietf-httpapi-ratelimit-headers-10 (see support/rate-limit-headers.ts). */
+const RATE_LIMIT_HEADERS = {
+  'RateLimit-Policy': {
+    description:
+      'The quota of this credential: `"credential";q=<requests>;w=<window seconds>` (IETF draft-ietf-httpapi-ratelimit-headers-10)',
+    schema: { type: 'string' },
+  },
+  RateLimit: {
+    description:
+      'What is left of it: `"credential";r=<requests remaining>;t=<seconds until the window resets>`',
+    schema: { type: 'string' },
+  },
+};
+
 const TOO_MANY = {
   description: 'Too many requests for this credential (RFC 9457 problem)',
+  headers: {
+    'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } },
+    ...RATE_LIMIT_HEADERS,
+  },
+};
+
+const REQUEST_ID = {
+  name: 'X-Request-Id',
+  in: 'header',
+  required: false,
+  description:
+    'Your id for this request (1–128 characters: letters, digits and `. _ : @ + = / -`): returned as is and logged. Any other value is replaced by a generated one.',
+  schema: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9._:@+=/-]{1,128}$' },
+};
+const REQUEST_ID_HEADER = {
+  description: 'The request id you sent, or the one generated (a UUIDv7); the logs name it',
+  schema: { type: 'string' },
+};
+
+const STORE_UNAVAILABLE = {
+  description:
+    'The service cannot reach its database right now (RFC 9457 problem `store.unavailable`): retry after Retry-After',
   headers: {
     'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } },
   },
@@ -66,11 +103,12 @@ export function documentSharedHeaders<T>(document: T): T {
       if (method === 'post')
         operation.parameters = [...(operation.parameters ?? []), IDEMPOTENCY_KEY];
       if (method === 'patch') operation.parameters = [...(operation.parameters ?? []), IF_MATCH];
+      operation.parameters = [...(operation.parameters ?? []), REQUEST_ID];
       const responses = operation.responses ?? {};
       const key = `${method} ${path}`;
       for (const [status, response] of Object.entries(responses)) {
         if (!/^2/.test(status)) continue;
-        const headers: Record<string, unknown> = { ...response.headers };
+        const headers: Record<string, unknown> = { ...response.headers, ...RATE_LIMIT_HEADERS };
         if (WITH_ETAG.has(key)) headers.ETag = ETAG;
         if (WITH_LOCATION.has(key)) headers.Location = LOCATION;
         if (Object.keys(headers).length) response.headers = headers;
@@ -78,7 +116,11 @@ export function documentSharedHeaders<T>(document: T): T {
       const problem = Object.values(responses).find((r) =>
         Object.keys(r.content ?? {}).includes('application/problem+json'),
       );
-      responses['429'] = { ...TOO_MANY, ...(problem?.content ? { content: problem.content } : {}) };
+      const content = problem?.content ? { content: problem.content } : {};
+      responses['429'] = { ...TOO_MANY, ...content };
+      responses['503'] = { ...STORE_UNAVAILABLE, ...content };
+      for (const response of Object.values(responses))
+        response.headers = { ...response.headers, 'X-Request-Id': REQUEST_ID_HEADER };
       operation.responses = responses;
     }
   }

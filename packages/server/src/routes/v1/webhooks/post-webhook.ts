@@ -14,7 +14,7 @@ export function registerPostWebhook(app: FastifyInstance, deps: V1Deps) {
       schema: {
         summary: 'Create a webhook',
         description:
-          'Needs connections:write. Each event is POSTed as JSON with `Edgegate-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under `secret`), `Edgegate-Event-Id` and `Edgegate-Delivery-Id`; answer 2xx. 429, 5xx, timeouts and network errors are retried with exponential back-off for 24 hours; other answers, redirects included, fail the delivery. The URL is https (http only on a loopback host) and its host passes the origin guard. Without `events`, the webhook gets every event type the credential may read.',
+          'Needs connections:write. Each event is POSTed as JSON signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed by the base64 after `whsec_`), with the legacy `Edgegate-Signature: t=…,v1=…` beside it, `Edgegate-Event-Id` and `Edgegate-Delivery-Id`; answer 2xx. 429, 5xx, timeouts and network errors are retried with exponential back-off for 24 hours; other answers, redirects included, fail the delivery. The URL is https (http only on a loopback host) and its host passes the origin guard. Without `events`, the webhook gets every event type the credential may read.',
         tags: ['webhooks'],
         body: webhookCreateSchema,
         response: { 201: dataOf(webhookCreatedSchema), ...problemResponses },
