@@ -2,9 +2,15 @@
 // result store, statement analyses, per-cache stats and the cancel-key directory. With several
 // threads, each has its own runtime; the epoch table and the cancel keys are what they share.
 import { ResultCache, type CacheEpochs, type EpochTable } from './cache/result-cache.ts';
+import type { InvalidationBus } from './cluster/bus.ts';
+import type { SharedResults } from './cluster/shared-results.ts';
+import { SessionLog } from './core/session-log.ts';
 import { CompiledRules, type EdgeCacheConfig, type EdgeConfigSource } from './control/config.ts';
 import { StatsByCache, type CacheStats } from './metrics/cache-stats.ts';
+import { CodeHints } from './pg/session/state-probe.ts';
+import { MysqlStatementMemo } from './mysql/sql/memo.ts';
 import { StatementMemo } from './pg/session/statement-memo.ts';
+import { LearnedFunctions } from './pg/sql/function-effects.ts';
 import type { AddressGuard, OriginTarget } from './upstream/origin.ts';
 
 export interface CacheState {
@@ -53,6 +59,10 @@ export interface RuntimeOptions {
   /** Shared with the edge's other threads, if any. */
   epochs?: EpochTable;
   cancelKeys?: CancelDirectory;
+  /** Shares committed writes with the other edge nodes (REDIS_URL); none: this node alone. */
+  bus?: InvalidationBus | null;
+  /** The second level of results in Redis, for caches that share them; used only with a bus. */
+  sharedResults?: SharedResults | null;
   /** Refuses origin addresses the guard rejects; null allows any (ORIGIN_PRIVATE). */
   guard: AddressGuard | null;
   logger: EdgeLogger;
@@ -65,9 +75,19 @@ const CONFIG_MAX_AGE_MS = 30_000;
 export class EdgeRuntime {
   readonly results: ResultCache;
   readonly memo = new StatementMemo();
+  /** The MySQL edge's analyses, by template. */
+  readonly mysqlMemo = new MysqlStatementMemo();
+  /** What user functions of each origin database may write, as the state probes read them. */
+  readonly functions = new LearnedFunctions();
+  /** What the state probes last read of each origin database's code (see state-probe.ts). */
+  readonly codeHints = new CodeHints();
   readonly guard: AddressGuard | null;
   readonly logger: EdgeLogger;
   readonly cancelKeys: CancelDirectory;
+  readonly bus: InvalidationBus | null;
+  readonly sharedResults: SharedResults | null;
+  /** Session ends, refusals and failed logins, at info, sampled under floods. */
+  readonly sessions: SessionLog;
   readonly #source: EdgeConfigSource;
   readonly #caches = new Map<string, CacheState>();
   readonly #stats = new StatsByCache();
@@ -80,6 +100,9 @@ export class EdgeRuntime {
       epochs: options.epochs,
     });
     this.cancelKeys = options.cancelKeys ?? new LocalCancelDirectory();
+    this.bus = options.bus ?? null;
+    this.sharedResults = options.sharedResults ?? null;
+    this.sessions = new SessionLog(options.logger);
     this.guard = options.guard;
     this.logger = options.logger;
     this.#source = options.source;
@@ -140,5 +163,6 @@ export class EdgeRuntime {
 
   close(): void {
     this.#unsubscribe();
+    this.sharedResults?.close();
   }
 }

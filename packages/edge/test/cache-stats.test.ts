@@ -31,6 +31,24 @@ describe('CacheStats', () => {
     expect(stats.drain()).toBeNull();
   });
 
+  it('a drain carries the sum of the latencies since the previous one, and absorb adds it up', () => {
+    const thread = new CacheStats('cch_a');
+    hit(thread, 'f1', 0.5);
+    hit(thread, 'f1', 1.5);
+    thread.misses += 1;
+    thread.missLatency.record(20);
+    const first = thread.drain();
+    expect(first).toMatchObject({ hitLatencySumMs: 2, missLatencySumMs: 20 });
+    hit(thread, 'f1', 3);
+    const second = thread.drain();
+    expect(second).toMatchObject({ hitLatencySumMs: 3, missLatencySumMs: 0 });
+    const host = new CacheStats('cch_a');
+    host.absorb(first!);
+    host.absorb(second!);
+    expect(host.hitLatency.sumMs).toBe(5);
+    expect(host.missLatency.sumMs).toBe(20);
+  });
+
   // A template is counted when the query arrives, the query when its answer is complete.
   it('a drain while a query is in flight keeps its template count for the next drain', () => {
     const stats = new CacheStats('cch_a');

@@ -66,6 +66,19 @@ describe('frontend startup phase', () => {
     expect(messages.map((message) => message.kind)).toEqual(['startupMessage', 'sync']);
   });
 
+  it('reads a Terminate sent before the startup packet, even split across chunks', () => {
+    const terminate = serialize.terminate();
+    const messages = parseFrontend(
+      new FrontendParser(),
+      terminate.subarray(0, 2),
+      Buffer.concat([terminate.subarray(2), serialize.startupMessage({ user: 'a' })]),
+    );
+    expect(messages.map((message) => message.kind)).toEqual(['terminate', 'startupMessage']);
+    expect(() =>
+      parseFrontend(new FrontendParser(), Buffer.from([codes.Terminate, 0, 0, 0, 5, 0])),
+    ).toThrow(/invalid startup packet length/);
+  });
+
   it('passes an unknown protocol version on as unknown', () => {
     const bytes = serialize.startupMessage({ user: 'a' }, 2 << 16);
     const parser = new FrontendParser();

@@ -459,3 +459,49 @@ describe('CompiledRules.neverCaches', () => {
     expect(compiled.decide(SQL, FINGERPRINT, [table('orders')])).toBeNull();
   });
 });
+
+describe('ResultCache edges', () => {
+  const ENTRY = 100 + 2 + OVERHEAD;
+
+  it('holds entries that fill maxBytes exactly, evicting nothing', () => {
+    const cache = new ResultCache({ maxBytes: 3 * ENTRY });
+    const epochs = cache.epochsFor('cch_a');
+    for (const key of ['a', 'b', 'c']) store(cache, epochs, key);
+    expect(cache.evictions).toBe(0);
+    expect(keys(cache, ['a', 'b', 'c'])).toEqual(['a', 'b', 'c']);
+    store(cache, epochs, 'd');
+    expect(cache.evictions).toBe(1);
+    expect(cache.bytes).toBe(3 * ENTRY);
+  });
+
+  it('clear empties the store, which then fills and evicts as before', () => {
+    const cache = new ResultCache({ maxBytes: 3 * ENTRY });
+    const epochs = cache.epochsFor('cch_a');
+    for (const key of ['a', 'b', 'c', 'd']) store(cache, epochs, key);
+    cache.clear();
+    expect(cache.size).toBe(0);
+    expect(cache.bytes).toBe(0);
+    expect(keys(cache, ['a', 'b', 'c', 'd'])).toEqual([]);
+    for (const key of ['e', 'f', 'g', 'h', 'i']) store(cache, epochs, key);
+    expect(keys(cache, ['e', 'f', 'g', 'h', 'i'])).toEqual(['g', 'h', 'i']);
+    expect(cache.bytes).toBe(3 * ENTRY);
+    expect(cache.size).toBe(3);
+  });
+
+  it('a hit entry gets a second chance once; the next evictions take the oldest of the rest', () => {
+    const cache = new ResultCache({ maxBytes: 3 * ENTRY });
+    const epochs = cache.epochsFor('cch_a');
+    for (const key of ['a', 'b', 'c']) store(cache, epochs, key);
+    cache.get('a');
+    store(cache, epochs, 'd');
+    store(cache, epochs, 'e');
+    expect(cache.evictions).toBe(2);
+    expect(keys(cache, ['a', 'b', 'c', 'd', 'e'])).toEqual(['a', 'd', 'e']);
+  });
+
+  it('settling a key no one is waiting for does nothing', () => {
+    const cache = new ResultCache({ maxBytes: 10_000 });
+    expect(() => cache.settle('nobody', null)).not.toThrow();
+    expect(cache.join('nobody')).toBeNull();
+  });
+});

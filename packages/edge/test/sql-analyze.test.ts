@@ -206,18 +206,43 @@ describe('writes', () => {
 
 describe('session effects', () => {
   it.each([
-    ['SET', 'SET search_path = app', 'set'],
-    ['SET LOCAL', 'SET LOCAL statement_timeout = 0', 'set'],
-    ['SET TIME ZONE', "SET TIME ZONE 'UTC'", 'set'],
-    ['SET ROLE', 'SET ROLE bob', 'set'],
-    ['RESET of one setting', 'RESET search_path', 'set'],
-    ['set_config()', "SELECT set_config('app.user', '1', false)", 'set'],
-    ['pg_catalog.set_config()', "SELECT pg_catalog.set_config('app.user', '1', false)", 'set'],
-    ['RESET ALL', 'RESET ALL', 'reset'],
-    ['DISCARD ALL', 'DISCARD ALL', 'reset'],
-    ['RESET ALL after a SET', 'SET app.uid = 1; RESET ALL', 'reset'],
+    ['SET', 'SET search_path = app', 'taints'],
+    ['SET LOCAL', 'SET LOCAL statement_timeout = 0', 'taints'],
+    ['SET TIME ZONE', "SET TIME ZONE 'UTC'", 'taints'],
+    ['SET ROLE', 'SET ROLE bob', 'taints'],
+    ['RESET of one setting', 'RESET search_path', 'taints'],
+    ['set_config()', "SELECT set_config('app.user', '1', false)", 'taints'],
+    ['pg_catalog.set_config()', "SELECT pg_catalog.set_config('app.user', '1', false)", 'taints'],
+    ['RESET ALL', 'RESET ALL', 'taints'],
+    ['DISCARD TEMP', 'DISCARD TEMP', 'taints'],
+    ['DISCARD ALL', 'DISCARD ALL', 'discards'],
+    ['DISCARD ALL after a SET', 'SET app.uid = 1; DISCARD ALL', 'discards'],
+    ['a function we do not know', 'SELECT set_tenant(1)', 'taints'],
+    ['a custom set_config() outside pg_catalog', "SELECT app.set_config('x')", 'taints'],
+    ['DO', "DO $$ BEGIN PERFORM set_config('app.t', '1', false); END $$", 'taints'],
+    ['CALL', 'CALL p(1)', 'taints'],
+    ['EXECUTE', 'EXECUTE q(1)', 'taints'],
+    ['LOAD', "LOAD 'auto_explain'", 'taints'],
+    ['a write (triggers run code)', 'UPDATE t SET a = 1', 'taints'],
+    ['DDL', 'CREATE TEMP TABLE t (a int)', 'taints'],
+    ['COPY FROM', 'COPY t FROM STDIN', 'copies'],
+    ['COPY FROM after a SET', 'SET a.b = 1; COPY t FROM STDIN', 'copies'],
+    ['COMMIT', 'COMMIT', 'transaction'],
+    ['ROLLBACK TO SAVEPOINT', 'ROLLBACK TO SAVEPOINT a', 'transaction'],
+    ['a SET after COMMIT', 'COMMIT; SET a.b = 1', 'taints'],
+    ['a text that does not parse', 'SELEC 1', 'taints'],
+    ['SET TRANSACTION', 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', 'none'],
+    ['SET TRANSACTION SNAPSHOT', "SET TRANSACTION SNAPSHOT '00000003-1'", 'none'],
+    ['SET transaction_read_only', 'SET transaction_read_only = on', 'none'],
+    [
+      'SET SESSION CHARACTERISTICS',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY',
+      'taints',
+    ],
     ['a plain read', 'SELECT * FROM t', 'none'],
-    ['a custom set_config() outside pg_catalog', "SELECT app.set_config('x')", 'none'],
+    ['a read calling known functions', 'SELECT lower(name), now(), nextval($1) FROM t', 'none'],
+    ['SHOW', 'SHOW search_path', 'none'],
+    ['an empty text', ';', 'none'],
   ])('%s', (_label, sql, session) => {
     expect(analyzeSql(sql).session).toBe(session);
   });
@@ -240,5 +265,117 @@ describe('fingerprints', () => {
     const fingerprint = analyzeSql('SELECT * FROM t WHERE a = 1').fingerprint;
     expect(analyzeSql('SELECT * FROM u WHERE a = 1').fingerprint).not.toBe(fingerprint);
     expect(analyzeSql('SELECT * FROM t WHERE b = 1').fingerprint).not.toBe(fingerprint);
+  });
+});
+
+// The reason is what logs and metrics show for an uncacheable read: each kind names its own.
+describe('the reason a text is not cached', () => {
+  it.each([
+    ['SELECT * INTO new_t FROM t', 'SELECT INTO creates a table'],
+    ['COPY t TO STDOUT', 'COPY TO'],
+    ['COPY (SELECT 1) TO STDOUT', 'COPY TO'],
+    ['COPY t FROM STDIN', 'writes'],
+    ['INSERT INTO t VALUES (1)', 'writes'],
+    ['TRUNCATE a', 'writes'],
+    ['SET search_path = app', 'SET'],
+    ['RESET ALL', 'SET'],
+    ['DISCARD ALL', 'DISCARD'],
+    ['EXPLAIN SELECT 1', 'EXPLAIN'],
+    ['ALTER TABLE t ADD COLUMN c int', 'DDL'],
+    ['CREATE TABLE x AS SELECT 1', 'DDL'],
+    ['DECLARE c CURSOR FOR SELECT 1', 'DeclareCursor'],
+    ['DROP TABLE t', 'Drop'],
+    ['CALL p()', 'Call'],
+    ['BEGIN', 'Transaction'],
+    ['SELECT * FROM t TABLESAMPLE BERNOULLI (10)', 'TABLESAMPLE returns different rows each time'],
+    ['SELECT * FROM t FOR UPDATE', 'has a locking clause'],
+    ['SELECT now()', 'calls now()'],
+    ['SELECT pg_catalog.now()', 'calls pg_catalog.now()'],
+    ['SELECT app.lower(a) FROM t', 'calls app.lower()'],
+    ['SELECT localtimestamp', 'reads the clock'],
+    ["SELECT 'Today'::date", 'reads the clock'],
+    ['SELECT * FROM pg_class', 'reads a system catalog or statistics view'],
+    ['SELECT 1; SELECT 2', 'several statements'],
+    ['SET a.b = 1; SELECT 1', 'several statements'],
+    ['SELEC 1', 'the text does not parse'],
+    ['', 'empty query'],
+    ['-- ping', 'empty query'],
+  ])('%j: %s', (sql, reason) => {
+    expect(analyzeSql(sql)).toMatchObject({ cacheable: false, reason });
+  });
+
+  it('a text that does not parse, or is empty, reads nothing and has no fingerprint', () => {
+    expect(analyzeSql('SELEC 1')).toMatchObject({ fingerprint: '', reads: [] });
+    expect(analyzeSql(' ')).toMatchObject({ fingerprint: '', reads: [] });
+  });
+});
+
+describe('near misses that stay cacheable', () => {
+  it.each([
+    ['a table named like a catalog in another schema', 'SELECT * FROM app.pg_thing'],
+    ['a table whose name merely contains pg_', 'SELECT * FROM my_pg_table'],
+    ['a built-in called through pg_catalog', 'SELECT pg_catalog.lower(name) FROM t'],
+    ['current_user, which is not the clock', 'SELECT current_user'],
+    ['a literal that only contains a clock word', "SELECT * FROM t WHERE a = 'nowhere'"],
+  ])('%s', (_label, sql) => {
+    expect(analyzeSql(sql)).toMatchObject({ cacheable: true, reason: null, writes: [] });
+  });
+
+  it('lists each table read once, a schema-qualified one apart from the bare one', () => {
+    expect(analyzeSql('SELECT * FROM t, t AS t2, app.t').reads).toEqual([
+      { schema: null, name: 't' },
+      { schema: 'app', name: 't' },
+    ]);
+  });
+});
+
+describe('statements that change nothing a cached read depends on', () => {
+  it.each([
+    'BEGIN',
+    'SHOW search_path',
+    'LISTEN ch',
+    'UNLISTEN ch',
+    'NOTIFY ch',
+    'LOCK TABLE t',
+    'DEALLOCATE p',
+    'CHECKPOINT',
+    'CLOSE c',
+    'FETCH c',
+    'SET CONSTRAINTS ALL DEFERRED',
+    'VACUUM t',
+  ])('%s writes nothing', (sql) => {
+    expect(writesOf(sql)).toEqual([]);
+  });
+
+  it('LOAD may write anything: a library runs its own code when it loads', () => {
+    expect(writesOf("LOAD 'auto_explain'")).toBe('all');
+  });
+
+  it('a built-in that reads the clock writes nothing; one of the same name elsewhere may', () => {
+    expect(writesOf('SELECT now()')).toEqual([]);
+    expect(writesOf('SELECT app.now()')).toBe('all');
+  });
+
+  it.each([
+    ['CREATE TABLE', 'CREATE TABLE x (a int)', ['x']],
+    ['CREATE VIEW', 'CREATE VIEW v AS SELECT 1', ['v']],
+    ['CREATE MATERIALIZED VIEW', 'CREATE MATERIALIZED VIEW mv AS SELECT 1', ['mv']],
+    ['UPDATE in a CTE', 'WITH u AS (UPDATE t SET a = 1 RETURNING *) SELECT * FROM u', ['t']],
+  ])('%s writes its relation', (_label, sql, writes) => {
+    expect(writesOf(sql)).toEqual(writes);
+  });
+});
+
+describe('session effects of several statements: the strongest counts', () => {
+  it.each([
+    ['RESET ALL; SET a.b = 1', 'taints'],
+    ["SELECT set_config('a.b', '1', false); RESET ALL", 'taints'],
+    ["SELECT 1; SELECT set_config('a.b', '1', false)", 'taints'],
+    ['SET a.b = 1; SET a.c = 2', 'taints'],
+    ['SELECT 1; SELECT 2', 'none'],
+    ['SET a.b = 1; DISCARD ALL', 'discards'],
+    ['DISCARD ALL; SET a.b = 1', 'discards'],
+  ])('%s', (sql, session) => {
+    expect(analyzeSql(sql).session).toBe(session);
   });
 });

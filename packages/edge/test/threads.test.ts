@@ -178,16 +178,38 @@ describe('the edge on several threads', () => {
   it('a config change reaches every thread: each drops what it had cached', async () => {
     const perThread = await oneClientPerThread();
     const read = `SELECT v FROM ${table} WHERE id = 1 AND 'config' = 'config'`;
-    for (const client of perThread) await client.query(read);
-    source.set(cacheConfig(id, { defaultMode: 'off' }));
-    const deadline = Date.now() + 1000;
-    let before = await totals();
-    for (;;) {
-      for (const client of perThread) await client.query(read);
-      const after = await totals();
-      if (after.hits === before.hits && after.uncacheable - before.uncacheable === THREADS) break;
+    // A thread counts a read just after answering it: wait until it is counted, then say which.
+    const counted = async (client: pg.Client): Promise<'hit' | 'miss'> => {
+      const before = await totals();
+      await client.query(read);
+      // Generous: the threads answer between other test files' work on two cores.
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const after = await totals();
+        if (after.hits + after.misses > before.hits + before.misses)
+          return after.misses > before.misses ? 'miss' : 'hit';
+        expect(Date.now()).toBeLessThan(deadline);
+      }
+    };
+    for (const client of perThread) await counted(client);
+    for (const client of perThread) expect(await counted(client), 'before').toBe('hit');
+    // The new config still caches this read, so a miss on a thread means that thread dropped it.
+    source.set(cacheConfig(id, { defaultTtlSeconds: 120 }));
+    const deadline = Date.now() + 5000;
+    const missed = new Set<number>();
+    while (missed.size < THREADS) {
+      for (const [thread, client] of perThread.entries()) {
+        if ((await counted(client)) === 'miss') missed.add(thread);
+      }
       expect(Date.now()).toBeLessThan(deadline);
-      before = after;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // And each thread caches again under the new config. (Each thread drops the cache's results
+    // when it reloads, in the epochs every thread shares: a thread that reloads later drops what
+    // an earlier one stored again since, so a thread may miss once more before it hits.)
+    for (const client of perThread) {
+      const until = Date.now() + 5000;
+      while ((await counted(client)) !== 'hit') expect(Date.now(), 'after').toBeLessThan(until);
     }
     source.set(cacheConfig(id));
   });
@@ -335,5 +357,53 @@ describe('an edge thread that dies', () => {
         socket.on('error', reject);
       }),
     ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
+
+describe('refusals on several threads', () => {
+  it('add up on the host: every connection refused over a cap is counted once', async () => {
+    const pool = await EdgeThreads.start({
+      threads: THREADS,
+      host: '127.0.0.1',
+      port: 0,
+      tls: null,
+      cacheMaxBytes: 1024 * 1024,
+      connectionCaps: { maxConnections: 2, maxPerAddress: 2 },
+      guard: null,
+      source: new StaticConfigSource([]),
+      logger,
+    });
+    const sockets: net.Socket[] = [];
+    const open = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(pool.port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+        sockets.push(socket);
+      });
+    try {
+      // Two connections that stay in startup hold both places; five more are refused.
+      await Promise.all([open(), open()]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const refused = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const socket = await open();
+          const closed = new Promise((resolve) => socket.once('close', resolve));
+          socket.on('error', () => undefined);
+          // Read what the edge sends (its 53300), so its end reaches us.
+          socket.resume();
+          await closed;
+        }),
+      );
+      expect(refused).toHaveLength(5);
+      await pool.collect();
+      const counted = pool.refused();
+      expect(counted.total + counted.address).toBe(5);
+      // A second collect adds nothing: each thread reports only what is new.
+      await pool.collect();
+      expect(pool.refused()).toEqual(counted);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await pool.close();
+    }
   });
 });

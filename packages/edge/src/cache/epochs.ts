@@ -9,13 +9,30 @@
 const SLOTS = 1 << 16;
 const COUNTER = 0;
 const ALL_TABLES = '\0*';
+// After the epoch slots: how many holders each cache slot has. A held cache neither serves nor
+// stores results (its change-stream follower is down or behind). Two caches sharing a hold slot
+// hold each other: needless misses, never a stale hit.
+const HOLD_SLOTS = 1 << 12;
+const FIRST_HOLD = SLOTS + 1;
+// After the hold slots, for a cluster of edge nodes (REDIS_URL): one slot every stored result
+// names, stamped when the node resynchronises with the others (it may have missed their writes, so
+// it drops everything it held), and the time until which this node may serve from its cache (ms
+// since the Unix epoch, on a monotonic clock; 0: not serving). A node alone never writes either.
+const GLOBAL_SLOT = FIRST_HOLD + HOLD_SLOTS;
+const SERVING_UNTIL = GLOBAL_SLOT + 1;
+const TABLE_SIZE = SERVING_UNTIL + 1;
+
+/** Now in ms since the Unix epoch, never moving back within a thread (unlike `Date.now`). */
+export function monotonicNow(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 export class EpochTable {
   /** Hand this to another thread (workerData) to share the table. */
   readonly buffer: SharedArrayBuffer;
   readonly #slots: BigInt64Array;
 
-  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(8 * (SLOTS + 1))) {
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(8 * TABLE_SIZE)) {
     this.buffer = buffer;
     this.#slots = new BigInt64Array(buffer);
   }
@@ -35,12 +52,50 @@ export class EpochTable {
     const epoch = Atomics.add(this.#slots, COUNTER, 1n) + 1n;
     for (const slot of slots) {
       let seen = Atomics.load(this.#slots, slot);
+      // Stryker disable next-line EqualityOperator: at seen === epoch one more exchange stores the same value
       while (seen < epoch) {
         const previous = Atomics.compareExchange(this.#slots, slot, seen, epoch);
+        // Stryker disable next-line all: only a writer racing in another thread makes an exchange fail; threads.test.ts races them
         if (previous === seen) break;
         seen = previous;
       }
     }
+  }
+
+  /** The slot every stored result names: stamped, it drops every result of every cache. */
+  get globalSlot(): number {
+    return GLOBAL_SLOT;
+  }
+
+  /** Drops every result of every cache, and every miss in flight (see `globalSlot`). */
+  stampAll(): void {
+    this.stamp([GLOBAL_SLOT]);
+  }
+
+  /**
+   * Whether this node may serve from (and store in) its cache now: the cluster bus renews this
+   * lease while it is sure to hear every other node's writes. Always true without a bus.
+   */
+  servingNow(): boolean {
+    return Number(Atomics.load(this.#slots, SERVING_UNTIL)) > monotonicNow();
+  }
+
+  /** Lets every thread serve until `until` (see `monotonicNow`); 0 stops them at once. */
+  serveUntil(until: number): void {
+    Atomics.store(this.#slots, SERVING_UNTIL, BigInt(Math.floor(until)));
+  }
+
+  /** Adds (1) or removes (-1) a holder of the cache's hold slot. */
+  hold(cacheId: string, delta: 1 | -1): void {
+    Atomics.add(this.#slots, this.holdSlotOf(cacheId), BigInt(delta));
+  }
+
+  held(holdSlot: number): boolean {
+    return Atomics.load(this.#slots, holdSlot) > 0n;
+  }
+
+  holdSlotOf(cacheId: string): number {
+    return FIRST_HOLD + (this.slotOf(cacheId, ALL_TABLES) % HOLD_SLOTS);
   }
 
   slotOf(cacheId: string, table: string): number {
@@ -62,19 +117,28 @@ export class CacheEpochs {
   readonly cacheId: string;
   /** Stamped by writes whose tables are unknown (CALL, DO, …) and by config changes. */
   readonly allSlot: number;
+  readonly #holdSlot: number;
   readonly #tableSlots = new Map<string, number>();
 
   constructor(table: EpochTable, cacheId: string) {
     this.table = table;
     this.cacheId = cacheId;
     this.allSlot = table.slotOf(cacheId, ALL_TABLES);
+    this.#holdSlot = table.holdSlotOf(cacheId);
+  }
+
+  /** Whether the cache may not serve or store results now (see `EpochTable.hold`). */
+  get held(): boolean {
+    return this.table.held(this.#holdSlot);
   }
 
   /** The slot of a table (bare name). */
   slot(table: string): number {
     let slot = this.#tableSlots.get(table);
+    // Stryker disable next-line ConditionalExpression: the memo saves hashing, the slot is the same
     if (slot === undefined) {
       slot = this.table.slotOf(this.cacheId, table);
+      // Stryker disable next-line all: the memo's bound limits memory, never which slot is answered
       if (this.#tableSlots.size < 10_000) this.#tableSlots.set(table, slot);
     }
     return slot;

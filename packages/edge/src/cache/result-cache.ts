@@ -10,7 +10,10 @@ export { CacheEpochs, EpochTable } from './epochs.ts';
 export interface CacheEntry {
   readonly key: string;
   readonly epochs: CacheEpochs;
-  /** The epoch slots that make this entry stale: its cache's "every table" slot and its tables'. */
+  /**
+   * The epoch slots that make this entry stale: the node's global slot (a cluster resync), its
+   * cache's "every table" slot and its tables'.
+   */
   readonly slots: readonly number[];
   /**
    * The whole answer as the origin sent it, ending with ReadyForQuery('I'); an extended-protocol
@@ -22,6 +25,10 @@ export interface CacheEntry {
   /** 'never': not served inside a transaction block. */
   readonly transactionPolicy: 'never' | 'untilWrite';
   readonly storedEpoch: bigint;
+  /** Where the answer carries the session's transaction status, for protocols that patch it on a
+   * hit (MySQL: the status flags of its EOF/OK packets); empty for Postgres, whose hits end with
+   * their own ReadyForQuery. */
+  readonly statusOffsets: readonly number[];
   readonly expiresAt: number;
   readonly size: number;
   /** Set by a hit, cleared when eviction passes over the entry and gives it a second chance. */
@@ -42,7 +49,10 @@ export interface NewEntry {
   ttlMs: number;
   /** The epoch when the origin was asked (see `epoch`). */
   askedEpoch: bigint;
+  statusOffsets?: readonly number[];
 }
+
+const NO_OFFSETS: readonly number[] = [];
 
 type Waiter = { resolve: (entry: CacheEntry | null) => void };
 
@@ -120,11 +130,16 @@ export class ResultCache {
     const entry: CacheEntry = {
       key,
       epochs,
-      slots: [epochs.allSlot, ...input.tables.map((table) => epochs.slot(table))],
+      slots: [
+        epochs.table.globalSlot,
+        epochs.allSlot,
+        ...input.tables.map((table) => epochs.slot(table)),
+      ],
       response,
       fingerprint: input.fingerprint,
       transactionPolicy: input.transactionPolicy,
       storedEpoch: askedEpoch,
+      statusOffsets: input.statusOffsets ?? NO_OFFSETS,
       expiresAt: this.#now() + ttlMs,
       size,
       referenced: false,

@@ -22,6 +22,30 @@ export interface EdgeCacheConfig {
   defaultTtlSeconds: number;
   originTls: 'disable' | 'prefer' | 'require';
   rules: EdgeRule[];
+  /**
+   * The tables under each view, as the origin's catalog says (read by the change-stream follower,
+   * named as the edge names tables): a read through a view is also tagged with them, so a write to
+   * any of them makes it stale. Absent: views are tagged with their own name only.
+   */
+  viewTables?: Readonly<Record<string, readonly string[]>>;
+  /** Share results with the other edge nodes through Redis (the second level); absent: false. */
+  sharedResults?: boolean;
+}
+
+/** `tables`, with the tables under any view among them (see `EdgeCacheConfig.viewTables`). */
+export function withViewTables(
+  tables: readonly string[],
+  viewTables: EdgeCacheConfig['viewTables'],
+): readonly string[] {
+  if (viewTables === undefined) return tables;
+  let expanded: Set<string> | null = null;
+  for (const table of tables) {
+    const under = Object.hasOwn(viewTables, table) ? viewTables[table] : undefined;
+    if (under === undefined) continue;
+    expanded ??= new Set(tables);
+    for (const base of under) expanded.add(base);
+  }
+  return expanded === null ? tables : [...expanded];
 }
 
 /** Where the edge reads caches from; the control plane implements it over its store. */

@@ -9,17 +9,21 @@ export const LATENCY_BOUNDS_MS = [
 
 export class LatencyHistogram {
   readonly counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
+  /** Every sample added up (a Prometheus histogram's `_sum`). */
+  sumMs = 0;
 
   record(ms: number): void {
     let i = 0;
     while (i < LATENCY_BOUNDS_MS.length && ms > (LATENCY_BOUNDS_MS[i] as number)) i += 1;
     this.counts[i] = (this.counts[i] as number) + 1;
+    this.sumMs += ms;
   }
 
-  add(counts: readonly number[]): void {
+  add(counts: readonly number[], sumMs = 0): void {
     for (let i = 0; i < this.counts.length; i++) {
       this.counts[i] = (this.counts[i] as number) + (counts[i] ?? 0);
     }
+    this.sumMs += sumMs;
   }
 }
 
@@ -55,6 +59,9 @@ export interface StatsDelta {
   bytesServed: number;
   hitLatency: number[];
   missLatency: number[];
+  /** The samples of `hitLatency` and `missLatency` added up (absent: 0). */
+  hitLatencySumMs?: number;
+  missLatencySumMs?: number;
   templates: TemplateCount[];
 }
 
@@ -75,6 +82,8 @@ export class CacheStats {
     bytesServed: 0,
     hit: [] as number[],
     miss: [] as number[],
+    hitSumMs: 0,
+    missSumMs: 0,
   };
   #templates = new Map<string, TemplateCount>();
 
@@ -104,8 +113,8 @@ export class CacheStats {
     this.misses += delta.misses;
     this.uncacheable += delta.uncacheable;
     this.bytesServed += delta.bytesServed;
-    this.hitLatency.add(delta.hitLatency);
-    this.missLatency.add(delta.missLatency);
+    this.hitLatency.add(delta.hitLatency, delta.hitLatencySumMs);
+    this.missLatency.add(delta.missLatency, delta.missLatencySumMs);
     for (const template of delta.templates) {
       const known = this.#templates.get(template.fingerprint);
       if (known !== undefined) known.count += template.count;
@@ -132,6 +141,8 @@ export class CacheStats {
       bytesServed: this.bytesServed - d.bytesServed,
       hitLatency: hit,
       missLatency: miss,
+      hitLatencySumMs: this.hitLatency.sumMs - d.hitSumMs,
+      missLatencySumMs: this.missLatency.sumMs - d.missSumMs,
       templates: [...this.#templates.values()].filter((t) => t.count > 0).map((t) => ({ ...t })),
     };
     this.#drained = {
@@ -141,6 +152,8 @@ export class CacheStats {
       bytesServed: this.bytesServed,
       hit: [...this.hitLatency.counts],
       miss: [...this.missLatency.counts],
+      hitSumMs: this.hitLatency.sumMs,
+      missSumMs: this.missLatency.sumMs,
     };
     for (const t of this.#templates.values()) t.count = 0;
     return delta;

@@ -17,6 +17,9 @@ export interface OriginTarget {
   hostname: string;
   port: number;
   originTls: 'disable' | 'prefer' | 'require';
+  /** MySQL: the cache and the origin's connection id behind an edge connection id (for KILL). */
+  cacheId?: string;
+  connectionId?: number;
 }
 
 /** A connected socket to the origin, before the startup message. */
@@ -39,6 +42,19 @@ export async function connectOrigin(
     socket.destroy();
     throw error;
   }
+}
+
+/** A TCP connection to the origin through the address guard, for protocols that start TLS later. */
+export function connectOriginTcp(
+  target: OriginTarget,
+  guard: AddressGuard | null,
+): Promise<net.Socket> {
+  return tcpConnect(target, guard);
+}
+
+/** TLS over an origin connection, when the protocol says so (certificate not verified, as prefer). */
+export function upgradeOriginTls(socket: net.Socket, hostname: string): Promise<net.Socket> {
+  return startTls(socket, hostname);
 }
 
 function tcpConnect(target: OriginTarget, guard: AddressGuard | null): Promise<net.Socket> {
@@ -147,4 +163,17 @@ function startTls(socket: net.Socket, hostname: string): Promise<net.Socket> {
       reject(new OriginError(`TLS to the origin failed: ${error.message}`)),
     );
   });
+}
+
+/**
+ * Sends a CancelRequest on a connection of its own, as a client does; Postgres answers nothing and
+ * closes it. Failures are ignored: a cancel is best effort by design.
+ */
+export function sendCancel(target: Pick<OriginTarget, 'hostname' | 'port'>, frame: Buffer): void {
+  const socket = net.connect({ host: target.hostname, port: target.port });
+  const timer = setTimeout(() => socket.destroy(), CONNECT_TIMEOUT_MS);
+  timer.unref();
+  socket.on('error', () => socket.destroy());
+  socket.on('close', () => clearTimeout(timer));
+  socket.on('connect', () => socket.end(frame));
 }

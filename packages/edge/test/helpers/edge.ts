@@ -1,5 +1,6 @@
 // Starts a real Postgres edge on a free loopback port for a test, with a silent logger.
 import type { AddressInfo } from 'node:net';
+import type { ConnectionCounts } from '../../src/index.ts';
 import {
   EdgeRuntime,
   loadSqlParser,
@@ -31,6 +32,9 @@ export async function startEdge(options: {
   logger?: EdgeLogger;
   /** The origin address check (ORIGIN_PRIVATE); none by default. */
   guard?: AddressGuard | null;
+  /** Connection caps and login deadline; the edge's defaults otherwise. */
+  connections?: ConnectionCounts;
+  loginTimeoutMs?: number;
 }): Promise<RunningEdge> {
   await loadSqlParser();
   const runtime = new EdgeRuntime({
@@ -44,6 +48,8 @@ export async function startEdge(options: {
     host: '127.0.0.1',
     port: 0,
     tls: options.tls ?? null,
+    connections: options.connections,
+    loginTimeoutMs: options.loginTimeoutMs,
   });
   let address: AddressInfo;
   try {

@@ -51,8 +51,14 @@ host all ${CLUSTER_USERS.trust} 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
 `;
 
+export interface ThrowawayClusterOptions {
+  tls?: boolean;
+  /** `logical` lets replication clients read changes through `pgoutput` (default: replica). */
+  walLevel?: 'replica' | 'logical';
+}
+
 export async function startThrowawayCluster(
-  options: { tls?: boolean } = {},
+  options: ThrowawayClusterOptions = {},
 ): Promise<ThrowawayCluster> {
   const bin = postgresBinDir();
   const asPostgres = process.getuid?.() === 0;
@@ -150,6 +156,7 @@ export async function startThrowawayCluster(
       `password_encryption = 'scram-sha-256'`,
       // A throwaway cluster needs no durability.
       'fsync = off',
+      ...(options.walLevel === 'logical' ? ['wal_level = logical'] : []),
       ...(certPath !== null && keyPath !== null
         ? ['ssl = on', `ssl_cert_file = '${certPath}'`, `ssl_key_file = '${keyPath}'`]
         : []),

@@ -1,6 +1,7 @@
 // Turns one complete client→server frame into a typed message; framing is the parser's job.
 import { BodyReader, malformed } from './body-reader.ts';
 import * as codes from './codes.ts';
+import { ProtocolError } from './protocol-error.ts';
 import type {
   BindMessage,
   AuthenticationResponseMessage,
@@ -14,6 +15,12 @@ const body = new BodyReader();
 
 // Startup-phase frames have no type byte: int32 length, int32 request code, body.
 export function decodeStartupFrame(frame: Buffer): FrontendMessage {
+  if (frame[0] === codes.Terminate) {
+    const length = frame.readInt32BE(1);
+    if (length !== 4)
+      throw new ProtocolError(`invalid startup packet length ${frame.readInt32BE(0)}`);
+    return { kind: 'terminate', frame };
+  }
   const code = frame.readInt32BE(4);
   switch (code) {
     case codes.SSLRequest:

@@ -2,6 +2,7 @@
 import { decodeBackendFrame } from './decode-backend.ts';
 import { decodeFrontendFrame, decodeStartupFrame } from './decode-frontend.ts';
 import type { BackendMessage, FrontendMessage } from './messages.ts';
+import * as codes from './codes.ts';
 import { ProtocolError } from './protocol-error.ts';
 
 export interface ParserOptions {
@@ -14,6 +15,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
 // Postgres refuses startup packets above MAX_STARTUP_PACKET_LENGTH; so do we, before
 // a client has even said who it is.
 const MAX_STARTUP_BYTES = 10000;
+// Type byte and length of a Terminate, the one typed frame accepted in the startup phase.
+const TERMINATE_BYTES = 5;
 // A partial frame buffer starts at most this big and doubles, so a header that merely
 // claims a huge frame does not make us reserve it up front.
 const EAGER_ALLOCATION_BYTES = 1024 * 1024;
@@ -123,6 +126,9 @@ class Parser<M extends { kind: string }> {
   // for or allocate that many bytes.
   #frameSize(buffer: Buffer, offset: number): number {
     if (this.#startupPhase) {
+      // A Terminate queued before the startup packet (node-postgres' `end()` right after
+      // `connect()`): a typed frame, whose type byte no valid startup length can begin with.
+      if (buffer[offset] === codes.Terminate) return TERMINATE_BYTES;
       const length = buffer.readInt32BE(offset);
       if (length < 8 || length > MAX_STARTUP_BYTES) {
         throw new ProtocolError(`invalid startup packet length ${length}`);

@@ -287,6 +287,13 @@ export function cancelRequest(processId: number, secretKey: number): Buffer {
   return untyped(codes.CancelRequest, 8).int32(processId).int32(secretKey).buffer;
 }
 
+// A CancelRequest carrying a BackendKeyData body as it came (longer than 8 bytes in protocol 3.2).
+export function cancelRequestWithKey(key: Uint8Array): Buffer {
+  const writer = untyped(codes.CancelRequest, key.length);
+  writer.buffer.set(key, writer.offset);
+  return writer.buffer;
+}
+
 export function query(sql: string): Buffer {
   return typed(codes.Query, cstringBytes(sql)).cstring(sql).buffer;
 }

@@ -1,13 +1,33 @@
 // One client connection through the Postgres edge: negotiates TLS, routes by the cache id in
 // application_name, relays authentication to the origin, then relays queries, answering cacheable
 // reads from the result store and invalidating on writes. State is one `step` union.
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { CacheEntry } from '../../cache/result-cache.ts';
 import type { CachePolicy } from '../../control/config.ts';
+import { CacheAccess, type Capture } from '../../core/cache-access.ts';
+import {
+  PG_ADMIN_SHUTDOWN,
+  PG_END_MESSAGES,
+  type ControlledSession,
+  type EndCause,
+  type SessionInfo,
+} from '../../core/session-control.ts';
 import type { CacheState, EdgeRuntime } from '../../runtime.ts';
-import { connectOrigin, OriginError, type OriginTarget } from '../../upstream/origin.ts';
+import {
+  requestKey,
+  SessionKey,
+  type ObservedState,
+  type SessionEffect,
+} from '../../core/session-key.ts';
+import { endSocket } from '../../net/end-socket.ts';
+import {
+  connectOrigin,
+  OriginError,
+  sendCancel,
+  type OriginTarget,
+} from '../../upstream/origin.ts';
 import * as codes from '../protocol/codes.ts';
 import type {
   BindMessage,
@@ -21,12 +41,32 @@ import { FrontendParser } from '../protocol/parser.ts';
 import { ProtocolError } from '../protocol/protocol-error.ts';
 import * as serialize from '../protocol/serializer.ts';
 import type { Analysis } from '../sql/analyze.ts';
+import { carryForward, type FunctionCheck } from '../sql/function-effects.ts';
 import { BackendFrames, type BackendFrameSink } from './backend-frames.ts';
+import { forwardCancel } from './forward-cancel.ts';
+import {
+  bindParametersOffset,
+  parseTypes,
+  saslMechanisms,
+  usesUnnamedStatement,
+} from './frame-fields.ts';
+import { readStartup } from './startup-parameters.ts';
+import {
+  readCodeHint,
+  readProbeFunctions,
+  readStateProbe,
+  stateProbe,
+  type ProbedFunctions,
+} from './state-probe.ts';
 import { normalizeTemplate } from './statement-memo.ts';
 
 export interface SessionOptions {
   runtime: EdgeRuntime;
   tls: tls.SecureContext | null;
+  /** Startup and authentication must be over within this, or the client is refused and closed. */
+  loginTimeoutMs: number;
+  /** Unique in the edge (see SessionIds): how an operator names the session. */
+  id: number;
   onClose: (session: PgSession) => void;
 }
 
@@ -41,6 +81,12 @@ type Step =
 const CONNECTION_REJECTED = '08004'; // sqlserver_rejected_establishment_of_sqlconnection
 const CANNOT_CONNECT = '08001'; // sqlclient_unable_to_establish_sqlconnection
 const FEATURE_NOT_SUPPORTED = '0A000';
+// A login past its deadline: PgBouncer's client_login_timeout answer (08P01 protocol_violation).
+const LOGIN_TIMEOUT = '08P01';
+
+// ErrorResponse fields giving the severity: untranslated (V, since 9.6), then localized (S).
+const SEVERITY_FIELD = 0x56; // V
+const LOCALIZED_SEVERITY_FIELD = 0x53; // S
 
 // A unit of extended-protocol messages is held until its Sync (so it can be answered from cache)
 // unless it grows past this; then it is forwarded as it comes.
@@ -54,19 +100,6 @@ const RFQ: Record<TransactionStatus, Buffer> = {
 const PARSE_COMPLETE = serialize.parseComplete();
 const BIND_COMPLETE = serialize.bindComplete();
 
-interface Capture {
-  key: string;
-  leader: boolean;
-  tables: string[];
-  fingerprint: string;
-  policy: CachePolicy;
-  askedEpoch: bigint;
-  extended: boolean;
-  pieces: Buffer[];
-  bytes: number;
-  ok: boolean;
-}
-
 // One request/response cycle: everything up to and including a Sync, Query or FunctionCall,
 // answered by one ReadyForQuery (from the origin, or made here for a cache hit).
 interface Exchange {
@@ -74,14 +107,34 @@ interface Exchange {
   local: { entry: CacheEntry; extended: Extended } | null;
   waiting: boolean;
   capture: Capture | null;
+  // The capture answers an extended-protocol unit (stored with ParseComplete and BindComplete).
+  extended: boolean;
   writes: string[] | 'all' | null;
+  // Functions the edge does not know that its statements call: what they write is learned from the
+  // probe sent behind it (until then `writes` holds only what the statements write themselves).
+  calls: string[] | null;
+  learning: Learning | null;
   swallowParseComplete: number;
   result: 'hit' | 'miss' | 'uncacheable' | 'none';
-  startedAt: number;
   lastTagRollback: boolean;
   failed: boolean;
   parsedNames: string[];
   fingerprint: string;
+  // The edge's own probe of the session's state (its answer is not forwarded).
+  probe: { mark: number; state: ObservedState | null; functions: ProbedFunctions | null } | null;
+  // True when every statement it holds is known, one by one, not to begin or end a transaction
+  // block (null: no statement seen; false: one may, or one could not be analysed).
+  keepsBlock: boolean | null;
+}
+
+// The calls of one exchange, checked by the probe behind it (shared by both exchanges).
+interface Learning {
+  check: FunctionCheck;
+  // The exchange's ReadyForQuery, held until the probe has said what the functions wrote: a read
+  // started after the client has its answer must not get a result the call made stale.
+  ready: Buffer | null;
+  // Its writes were counted without the probe (as everything).
+  decided: boolean;
 }
 
 // How an extended-protocol hit is answered: with ParseComplete when the client sent a Parse (then
@@ -95,12 +148,11 @@ interface Statement {
   frame: Buffer;
 }
 
-// Parameters that are not settings: never part of the cache key.
-const NOT_SETTINGS = new Set(['application_name', 'user', 'database']);
 // Reported parameters that cannot change a query's result.
 const IRRELEVANT_REPORTS = new Set(['application_name', 'server_version', 'in_hot_standby']);
 
-export class PgSession implements BackendFrameSink {
+export class PgSession implements BackendFrameSink, ControlledSession {
+  readonly id: string;
   readonly #runtime: EdgeRuntime;
   readonly #tls: tls.SecureContext | null;
   readonly #onClose: (session: PgSession) => void;
@@ -112,15 +164,32 @@ export class PgSession implements BackendFrameSink {
   #incoming: FrontendMessage[] = [];
   #incomingIndex = 0;
   #blocked = false;
+  // The origin sent a FATAL (or PANIC) error: when it then closes, the client has its reason.
+  #originSaidWhy = false;
+  #loginTimer: NodeJS.Timeout | null;
+  // For the session's log line.
+  readonly #acceptedAt = performance.now();
+  readonly #startedAt = new Date().toISOString();
+  readonly #clientAddress: string;
+  // The edge is shutting down: the session ends as soon as it is idle.
+  #draining = false;
+  #user: string | null = null;
+  #database: string | null = null;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #queries = 0;
+  // The first cause wins: a refusal closes the client, whose close is not the reason.
+  #endReason: string | null = null;
 
   // Routing and the cache key.
   #cache: CacheState | null = null;
+  #access: CacheAccess | null = null;
   #target: OriginTarget | null = null;
   #cancelKey: string | null = null;
-  #baseKey = '';
-  #sessionKey = '';
-  readonly #reported = new Map<string, string>();
-  #settings: string[] = [];
+  #key: SessionKey | null = null;
+  // The origin database, for what is learned about its code.
+  #originScope = '';
+  #probing = 0;
   #standardStrings = true;
   #unanalyzed = false;
   #arrivedAt = 0;
@@ -131,7 +200,6 @@ export class PgSession implements BackendFrameSink {
   #unitBytes = 0;
   #unitExchange: Exchange | null = null;
   #txStatus: TransactionStatus = 'I';
-  #txWrites: Set<string> | 'all' | null = null;
   readonly #statements = new Map<string, Statement>();
   #unnamed: Statement | null = null;
   #originHasUnnamed = true;
@@ -144,15 +212,78 @@ export class PgSession implements BackendFrameSink {
   #runEnd = 0;
 
   constructor(socket: net.Socket, options: SessionOptions) {
+    this.id = String(options.id);
     this.#runtime = options.runtime;
     this.#tls = options.tls;
     this.#onClose = options.onClose;
     this.#client = socket;
+    this.#clientAddress = socket.remoteAddress ?? '';
     this.#attachClient(socket);
+    this.#loginTimer = setTimeout(
+      () => this.#loginExpired(options.loginTimeoutMs),
+      options.loginTimeoutMs,
+    );
+    this.#loginTimer.unref();
   }
 
   get cacheId(): string | null {
     return this.#cache?.id ?? null;
+  }
+
+  info(): SessionInfo {
+    const step = this.#step.kind;
+    return {
+      id: this.id,
+      protocol: 'postgres',
+      cacheId: this.cacheId ?? this.#askedCache,
+      user: this.#user,
+      database: this.#database,
+      clientAddress: this.#clientAddress,
+      startedAt: this.#startedAt,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      queries: this.#queries,
+      state:
+        step !== 'ready' && step !== 'closed'
+          ? 'login'
+          : !this.#quiet()
+            ? 'active'
+            : this.#txStatus === 'I'
+              ? 'idle'
+              : 'in-transaction',
+    };
+  }
+
+  drain(): void {
+    this.#draining = true;
+    this.#endIfDrained();
+  }
+
+  end(cause: EndCause): void {
+    if (this.#step.kind === 'closed') return;
+    this.#endReason ??= cause === 'shutdown' ? 'edge shutting down' : 'ended by an administrator';
+    this.#cancelInFlight();
+    this.#refuse(PG_ADMIN_SHUTDOWN, PG_END_MESSAGES[cause]);
+  }
+
+  // Nothing sent that is not answered, nothing received that is not handled.
+  #quiet(): boolean {
+    return (
+      this.#queue.length === 0 &&
+      this.#unit.length === 0 &&
+      this.#unitExchange === null &&
+      this.#incomingIndex >= this.#incoming.length &&
+      this.#parser.bufferedBytes === 0 &&
+      this.#holding === 0 &&
+      this.#probing === 0
+    );
+  }
+
+  // While draining: a session still logging in, or idle outside a transaction, ends now.
+  #endIfDrained(): void {
+    if (!this.#draining || this.#step.kind === 'closed') return;
+    if (this.#step.kind === 'ready' && !(this.#quiet() && this.#txStatus === 'I')) return;
+    this.end('shutdown');
   }
 
   /** Ends the session: both sockets are destroyed. */
@@ -164,29 +295,85 @@ export class PgSession implements BackendFrameSink {
 
   #teardown(): void {
     this.#step = { kind: 'closed' };
+    this.#runtime.sessions.ended({
+      protocol: 'postgres',
+      cacheId: this.cacheId ?? this.#askedCache,
+      user: this.#user,
+      database: this.#database,
+      client: this.#clientAddress,
+      durationMs: performance.now() - this.#acceptedAt,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      queries: this.#queries,
+      reason: this.#endReason ?? 'edge closed the session',
+    });
+    this.#loggedIn();
     this.#origin?.destroy();
     if (this.#cancelKey !== null) this.#runtime.cancelKeys.forget(this.#cancelKey);
     // Sessions waiting on a miss this one leads must not wait forever.
     for (const exchange of this.#queue) {
-      if (exchange.capture?.leader === true)
-        this.#runtime.results.settle(exchange.capture.key, null);
+      if (exchange.capture !== null) this.#access?.abandonMiss(exchange.capture);
     }
     this.#queue.length = 0;
     this.#onClose(this);
   }
 
+  // A client that has not finished startup and authentication by the deadline holds a descriptor
+  // (and maybe an origin connection) for nothing: refuse it; the teardown closes the origin too.
+  #loginExpired(timeoutMs: number): void {
+    this.#loginTimer = null;
+    if (this.#step.kind === 'ready' || this.#step.kind === 'closed') return;
+    this.#refuse(
+      LOGIN_TIMEOUT,
+      `client_login_timeout: startup and authentication did not finish within ${timeoutMs / 1000} s`,
+    );
+  }
+
+  #loggedIn(): void {
+    if (this.#loginTimer === null) return;
+    clearTimeout(this.#loginTimer);
+    this.#loginTimer = null;
+  }
+
   #attachClient(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
+    socket.on('error', () => this.#clientGone());
+    socket.on('close', () => this.#clientGone());
     socket.on('drain', () => this.#origin?.resume());
+  }
+
+  // The origin backend would run a query whose client is gone to its end (it notices only when it
+  // writes): cancel it, as the client could have, then close.
+  #clientGone(): void {
+    if (this.#step.kind === 'closed') return;
+    this.#endReason ??= 'client closed';
+    this.#cancelInFlight();
+    this.close();
+  }
+
+  #cancelInFlight(): void {
+    const inFlight =
+      this.#unitExchange !== null || this.#queue.some((e) => e.local === null && !e.waiting);
+    if (inFlight && this.#cancelKey !== null && this.#target !== null) {
+      // To the address this session's origin connection reached, when the socket knows it: no new
+      // lookup, no other server behind the same name.
+      const origin = this.#origin;
+      sendCancel(
+        {
+          hostname: origin?.remoteAddress ?? this.#target.hostname,
+          port: origin?.remotePort ?? this.#target.port,
+        },
+        serialize.cancelRequestWithKey(Buffer.from(this.#cancelKey, 'hex')),
+      );
+    }
   }
 
   // ---- client → edge ----
 
   #onClientData(chunk: Buffer): void {
     if (this.#step.kind === 'closed') return;
+    this.#bytesIn += chunk.length;
     this.#arrivedAt = performance.now();
     try {
       this.#parser.parse(chunk, (message) => this.#incoming.push(message));
@@ -233,7 +420,10 @@ export class PgSession implements BackendFrameSink {
         this.#client.write(serialize.sslResponse(false));
         return;
       case 'cancelRequest':
-        this.#forwardCancel(message.frame);
+        forwardCancel(this.#runtime, message.frame);
+        return this.close();
+      case 'terminate':
+        // The client gave up before it began: Postgres closes without a word, and so do we.
         return this.close();
       case 'startupMessage':
         this.#step = { kind: 'connecting' };
@@ -265,20 +455,6 @@ export class PgSession implements BackendFrameSink {
     this.#attachClient(secure);
   }
 
-  // The key may belong to a session of another thread: the directory answers for all of them.
-  #forwardCancel(frame: Buffer): void {
-    const key = frame.toString('hex', 8);
-    this.#runtime.cancelKeys.lookup(key).then(
-      (target) => {
-        if (target === undefined) return;
-        const socket = net.connect({ host: target.hostname, port: target.port });
-        socket.on('error', () => socket.destroy());
-        socket.on('connect', () => socket.end(frame));
-      },
-      (error: unknown) => this.#runtime.logger.warn({ err: error }, 'could not forward a cancel'),
-    );
-  }
-
   async #connect(startup: StartupMessage): Promise<void> {
     const parameters = startup.parameters;
     const major = startup.protocolVersion >> 16;
@@ -291,10 +467,10 @@ export class PgSession implements BackendFrameSink {
     if (parameters.has('replication')) {
       return this.#refuse(FEATURE_NOT_SUPPORTED, 'the edge does not relay replication connections');
     }
-    const applicationName = parameters.get('application_name') ?? '';
-    const separator = applicationName.search(/[:/]/);
-    const cacheId = separator < 0 ? applicationName : applicationName.slice(0, separator);
-    const clientApplication = separator < 0 ? null : applicationName.slice(separator + 1);
+    const { cacheId, forwarded, identity } = readStartup(parameters);
+    this.#askedCache = cacheId === '' ? null : cacheId.slice(0, 64);
+    this.#user = identity.user;
+    this.#database = identity.database;
     if (cacheId === '') {
       return this.#refuse(
         CONNECTION_REJECTED,
@@ -319,6 +495,7 @@ export class PgSession implements BackendFrameSink {
       );
     }
     this.#cache = state;
+    this.#access = new CacheAccess(this.#runtime, state);
     this.#target = { hostname: config.hostname, port: config.port, originTls: config.originTls };
     let origin: net.Socket;
     try {
@@ -339,33 +516,21 @@ export class PgSession implements BackendFrameSink {
     origin.on('drain', () => {
       if (!this.#blocked) this.#client.resume();
     });
-
-    const forwarded = new Map<string, string>();
-    const settings: string[] = [];
-    for (const [name, value] of parameters) {
-      if (name === 'application_name') continue;
-      forwarded.set(name, value);
-      if (!NOT_SETTINGS.has(name)) settings.push(`${name}=${value}`);
-    }
-    if (clientApplication !== null && clientApplication !== '') {
-      forwarded.set('application_name', clientApplication);
-    }
-    this.#baseKey = [
-      cacheId,
-      parameters.get('database') ?? parameters.get('user') ?? '',
-      parameters.get('user') ?? '',
-      settings.sort().join('\u0001'),
-    ].join('\u0000');
-    this.#rebuildSessionKey();
+    this.#key = new SessionKey(identity, IRRELEVANT_REPORTS);
+    this.#originScope = [cacheId, config.hostname, config.port, identity.database].join('\u0000');
     this.#step = { kind: 'authenticating' };
     origin.write(serialize.startupMessage(forwarded, startup.protocolVersion));
     this.#unblock();
   }
 
+  #askedCache: string | null = null;
+
   #refuse(code: string, message: string): void {
     if (this.#step.kind === 'closed') return;
+    this.#endReason ??=
+      this.#step.kind === 'ready' ? `error ${code}: ${message}` : `refused ${code}: ${message}`;
     this.#flushOut();
-    this.#client.end(serialize.errorResponse({ severity: 'FATAL', code, message }));
+    endSocket(this.#client, serialize.errorResponse({ severity: 'FATAL', code, message }));
     this.#teardown();
   }
 
@@ -398,8 +563,14 @@ export class PgSession implements BackendFrameSink {
   // ---- query phase: client messages ----
 
   #onQueryMessage(message: FrontendMessage): void {
+    if (this.#probing > 0 && this.#unitExchange === null && this.#readsCacheably(message)) {
+      // The state is being read: a read that waits for it may still be served or stored.
+      this.#incomingIndex -= 1;
+      return this.#block();
+    }
     switch (message.kind) {
       case 'query':
+        this.#queries += 1;
         if (this.#joinsUnit(message)) return;
         return this.#onQuery(message);
       case 'parse':
@@ -409,6 +580,7 @@ export class PgSession implements BackendFrameSink {
       case 'close':
         return this.#hold(message);
       case 'sync':
+        this.#queries += 1;
         this.#unit.push(message);
         return this.#onSync();
       case 'flush':
@@ -416,8 +588,11 @@ export class PgSession implements BackendFrameSink {
         return this.#forwardHeldUnit();
       case 'functionCall':
         if (this.#joinsUnit(message)) return;
-        return this.#send([message.frame], this.#exchange('uncacheable', 'all'));
+        this.#noteSessionEffect('taints');
+        this.#send([message.frame], markBlock(this.#exchange('uncacheable', 'all'), null));
+        return this.#probeIfOwed();
       case 'terminate':
+        this.#endReason ??= 'client terminated';
         this.#writeOrigin(message.frame);
         this.#flushOut();
         return this.close();
@@ -426,6 +601,17 @@ export class PgSession implements BackendFrameSink {
         this.#forwardHeldUnit();
         this.#writeOrigin(message.frame);
     }
+  }
+
+  // Whether the message ends a read that may be cached (anything else need not wait for a probe).
+  #readsCacheably(message: FrontendMessage): boolean {
+    const sql =
+      message.kind === 'query'
+        ? message.sql
+        : message.kind === 'sync'
+          ? this.#cacheableUnit([...this.#unit, message])?.statement.sql
+          : undefined;
+    return sql !== undefined && this.#runtime.memo.analyze(sql, this.#standardStrings).cacheable;
   }
 
   #hold(message: FrontendMessage): void {
@@ -443,23 +629,24 @@ export class PgSession implements BackendFrameSink {
       cache.stats.uncacheable += 1;
       return this.#send([message.frame], this.#exchange('uncacheable', null));
     }
-    const key = `${this.#sessionKey}\u0000Q\u0000${message.sql}`;
+    const parts = ['Q', message.sql];
+    const key = requestKey((this.#key as SessionKey).id ?? '', parts);
     if (this.#mayUseCache()) {
-      const entry = this.#runtime.results.get(key);
-      if (entry !== undefined && this.#mayServe(entry)) return this.#serve(entry, null);
+      const entry = this.#access?.lookup(key, this.#txStatus !== 'I');
+      if (entry !== undefined) return this.#serve(entry, null);
     }
     const analysis = this.#runtime.memo.analyze(message.sql, this.#standardStrings);
-    const exchange = this.#exchange(
-      'uncacheable',
-      analysis.writes.length === 0 ? null : analysis.writes,
-    );
+    const exchange = this.#exchange('uncacheable', null);
+    addStatementWrites(exchange, analysis);
+    markBlock(exchange, analysis);
     exchange.fingerprint = analysis.fingerprint;
     cache.stats.template(analysis.fingerprint, () => normalizeTemplate(message.sql));
     const policy = this.#readPolicy(analysis, message.sql);
     this.#applySessionEffect(analysis, message.sql);
     if (policy === null) {
       cache.stats.uncacheable += 1;
-      return this.#send([message.frame], exchange);
+      this.#send([message.frame], exchange);
+      return this.#probeIfOwed();
     }
     this.#miss({
       key,
@@ -469,6 +656,7 @@ export class PgSession implements BackendFrameSink {
       coalesce: true,
       extended: null,
       frames: () => [message.frame],
+      shared: this.#sharedParts(parts),
     });
   }
 
@@ -479,21 +667,25 @@ export class PgSession implements BackendFrameSink {
     if (this.#unitExchange !== null) {
       this.#unitExchange = null;
       this.#writeOrigin((unit[unit.length - 1] as FrontendMessage).frame);
-      return;
+      return this.#probeIfOwed();
     }
     const cache = this.#cache as CacheState;
     const read = cache.rules.neverCaches ? null : this.#cacheableUnit(unit);
     if (read === null) return this.#forwardUnit(unit, true);
     const { parse, bind, describe, statement } = read;
-    const key =
-      `${this.#sessionKey}\u0000E${describe ? 'D' : ''}\u0000${statement.types}\u0000${statement.sql}\u0000` +
-      bind.frame.toString('latin1', bindParametersOffset(bind));
+    const parts = [
+      describe ? 'ED' : 'E',
+      statement.types,
+      statement.sql,
+      bind.frame.toString('latin1', bindParametersOffset(bind)),
+    ];
+    const key = requestKey((this.#key as SessionKey).id ?? '', parts);
     // A named Parse must reach the origin (later Binds use it), so it is never answered here.
     const namedParse = parse !== null && parse.name !== '';
     const extended = { parse, describe, statement };
     if (!namedParse && this.#mayUseCache()) {
-      const entry = this.#runtime.results.get(key);
-      if (entry !== undefined && this.#mayServe(entry)) return this.#serve(entry, extended);
+      const entry = this.#access?.lookup(key, this.#txStatus !== 'I');
+      if (entry !== undefined) return this.#serve(entry, extended);
     }
     const analysis = this.#runtime.memo.analyze(statement.sql, this.#standardStrings);
     const policy = analysis.cacheable ? this.#readPolicy(analysis, statement.sql) : null;
@@ -509,7 +701,17 @@ export class PgSession implements BackendFrameSink {
       exchange.result = 'miss';
       return unitFrames;
     };
-    this.#miss({ key, analysis, policy, exchange, coalesce: !namedParse, extended, frames });
+    this.#miss({
+      key,
+      analysis,
+      policy,
+      exchange,
+      coalesce: !namedParse,
+      extended,
+      frames,
+      // A named Parse must reach the origin: never answered from the second level either.
+      shared: namedParse ? null : this.#sharedParts(parts),
+    });
   }
 
   // [Parse] Bind [Describe portal] Execute(all rows) Sync, on the unnamed portal: the shape a cached
@@ -552,28 +754,17 @@ export class PgSession implements BackendFrameSink {
   // Whether reads may be served or stored now: not behind anything that could open a
   // transaction, write or change settings, whose effect we will only know from its answer.
   #mayUseCache(): boolean {
-    if (this.#unanalyzed || this.#txStatus === 'E') return false;
-    if (this.#txWrites !== null && this.#txStatus === 'T') return false;
+    if (this.#unanalyzed || this.#txStatus === 'E' || this.#key?.known !== true) return false;
+    if ((this.#access as CacheAccess).written && this.#txStatus === 'T') return false;
     for (const exchange of this.#queue) {
       if (exchange.result !== 'hit' && exchange.result !== 'miss') return false;
     }
     return true;
   }
 
-  #mayServe(entry: CacheEntry): boolean {
-    return this.#txStatus === 'I' || entry.transactionPolicy === 'untilWrite';
-  }
-
   #readPolicy(analysis: Analysis, sql: string): CachePolicy | null {
     if (!analysis.cacheable || !this.#mayUseCache()) return null;
-    const policy = (this.#cache as CacheState).rules.decide(
-      sql,
-      analysis.fingerprint,
-      analysis.reads,
-    );
-    if (policy === null) return null;
-    if (policy.transactionPolicy === 'never' && this.#txStatus !== 'I') return null;
-    return policy;
+    return (this.#access as CacheAccess).policy(sql, analysis, this.#txStatus !== 'I');
   }
 
   // A cacheable miss: lead it (ask the origin and capture the answer) or, when an identical one is
@@ -586,44 +777,57 @@ export class PgSession implements BackendFrameSink {
     coalesce: boolean;
     extended: Extended;
     frames: () => Buffer[];
+    /** The session's shared key text and the request's parts (null: nothing is shared). */
+    shared: { text: string; parts: string[] } | null;
   }): void {
     const { key, analysis, policy, exchange } = miss;
-    const results = this.#runtime.results;
-    const joined = miss.coalesce ? results.join(key) : null;
     exchange.result = 'miss';
-    if (joined === null) {
-      exchange.capture = {
-        key,
-        leader: miss.coalesce,
-        tables: [...new Set(analysis.reads.map((t) => t.name))],
-        fingerprint: analysis.fingerprint,
-        policy,
-        askedEpoch: results.epoch,
-        extended: miss.extended !== null,
-        pieces: [],
-        bytes: 0,
-        ok: true,
-      };
+    const shared = miss.shared;
+    const start = (this.#access as CacheAccess).startMiss({
+      key,
+      tables: [...new Set(analysis.reads.map((t) => t.name))],
+      fingerprint: analysis.fingerprint,
+      policy,
+      coalesce: miss.coalesce,
+      // The second level only outside transaction blocks.
+      shared:
+        shared === null || this.#txStatus !== 'I'
+          ? null
+          : { protocol: 'postgres', key: () => requestKey(shared.text, shared.parts) },
+    });
+    if (start.kind === 'lead') {
+      exchange.capture = start.capture;
+      exchange.extended = miss.extended !== null;
       this.#send(miss.frames(), exchange);
       return;
     }
+    const capture = start.kind === 'shared' ? start.capture : null;
     exchange.waiting = true;
     this.#queue.push(exchange);
     this.#block();
-    joined
+    (start.kind === 'shared' ? start.found : start.answer)
       .then((entry) => {
-        if (this.#step.kind === 'closed') return;
+        if (this.#step.kind === 'closed') {
+          if (capture !== null && entry === null) this.#access?.abandonMiss(capture);
+          return;
+        }
         exchange.waiting = false;
         if (entry !== null) {
           if (miss.extended?.parse != null) this.#answeredUnnamedParse(miss.extended.statement);
           exchange.result = 'hit';
           exchange.local = { entry, extended: miss.extended };
-          this.#countHit(entry);
+          this.#access?.countHit(entry, this.#arrivedAt);
+        } else if (capture !== null) {
+          // Not in the second level: lead the miss at the origin, in order.
+          exchange.capture = capture;
+          exchange.extended = miss.extended !== null;
+          const frames = miss.frames();
+          this.#takeInjected(exchange);
+          for (const frame of frames) this.#writeOrigin(frame);
         } else {
           // The leader's answer could not be stored: ask the origin ourselves, in order.
           exchange.result = 'uncacheable';
-          (this.#cache as CacheState).stats.uncacheable += 1;
-          exchange.startedAt = performance.now();
+          this.#access?.countUncacheable();
           const frames = miss.frames();
           exchange.result = 'uncacheable';
           this.#takeInjected(exchange);
@@ -635,9 +839,15 @@ export class PgSession implements BackendFrameSink {
       .catch((error: unknown) => this.#fail(error));
   }
 
+  // What the second level keys a request by: the session's key as text, the same on every node.
+  #sharedParts(parts: string[]): { text: string; parts: string[] } | null {
+    const text = (this.#key as SessionKey).sharedText;
+    return text === null ? null : { text, parts };
+  }
+
   #serve(entry: CacheEntry, extended: Extended): void {
     if (extended?.parse != null) this.#answeredUnnamedParse(extended.statement);
-    this.#countHit(entry);
+    (this.#access as CacheAccess).countHit(entry, this.#arrivedAt);
     if (this.#queue.length === 0) {
       // Nothing in flight: straight out, no bookkeeping.
       this.#flushRun();
@@ -648,18 +858,6 @@ export class PgSession implements BackendFrameSink {
     exchange.local = { entry, extended };
     this.#queue.push(exchange);
     this.#flushLocal();
-  }
-
-  #countHit(entry: CacheEntry): void {
-    const stats = (this.#cache as CacheState).stats;
-    stats.hits += 1;
-    stats.bytesServed += entry.response.length;
-    stats.template(entry.fingerprint, () => '');
-    // The first hits of a cache are all timed, then one in eight: enough for percentiles, and most
-    // hits skip the clock.
-    if (stats.hits <= 64 || (stats.hits & 7) === 0) {
-      stats.hitLatency.record(performance.now() - this.#arrivedAt);
-    }
   }
 
   // The stored answer, without its ParseComplete when the client sent no Parse, and with the
@@ -702,6 +900,7 @@ export class PgSession implements BackendFrameSink {
     this.#send(frames, exchange);
     // Forwarded before its Sync: later messages of the unit follow it straight to the origin.
     if (!complete) this.#unitExchange = exchange;
+    else this.#probeIfOwed();
   }
 
   #forwardHeldUnit(): void {
@@ -734,12 +933,17 @@ export class PgSession implements BackendFrameSink {
     this.#unitExchange = null;
     if (message.kind === 'query') {
       const analysis = this.#runtime.memo.analyze(message.sql, this.#standardStrings);
-      if (analysis.writes === 'all' || analysis.writes.length > 0)
-        addWrites(exchange, analysis.writes);
+      addStatementWrites(exchange, analysis);
+      markBlock(exchange, analysis);
       this.#applySessionEffect(analysis, message.sql);
-    } else addWrites(exchange, 'all');
+    } else {
+      addWrites(exchange, 'all');
+      markBlock(exchange, null);
+      this.#noteSessionEffect('taints');
+    }
     exchange.result = 'uncacheable';
     this.#writeOrigin(message.frame);
+    this.#probeIfOwed();
     return true;
   }
 
@@ -775,8 +979,13 @@ export class PgSession implements BackendFrameSink {
         const statement =
           message.statement === '' ? this.#unnamed : this.#statements.get(message.statement);
         if (exchange.result === 'none') exchange.result = 'uncacheable';
-        if (statement == null) return addWrites(exchange, 'all');
+        if (statement == null) {
+          markBlock(exchange, null);
+          this.#noteSessionEffect('taints');
+          return addWrites(exchange, 'all');
+        }
         if ((this.#cache as CacheState).rules.neverCaches) {
+          markBlock(exchange, null);
           this.#unanalyzed = true;
           return;
         }
@@ -784,8 +993,8 @@ export class PgSession implements BackendFrameSink {
           known?.statement === statement && known.standardStrings === this.#standardStrings
             ? known.analysis
             : this.#runtime.memo.analyze(statement.sql, this.#standardStrings);
-        if (analysis.writes.length > 0 || analysis.writes === 'all')
-          addWrites(exchange, analysis.writes);
+        addStatementWrites(exchange, analysis);
+        markBlock(exchange, analysis);
         this.#applySessionEffect(analysis, statement.sql);
         return;
       }
@@ -802,26 +1011,143 @@ export class PgSession implements BackendFrameSink {
 
   #applySessionEffect(analysis: Analysis, sql: string): void {
     if (analysis.session === 'none') return;
-    if (analysis.session === 'reset') {
-      this.#settings = [];
-      if (/^\s*discard\s+all/i.test(sql)) {
-        this.#statements.clear();
-        this.#unnamed = null;
-      }
-    } else this.#settings.push(sql);
+    // Until its ParameterStatus arrives, texts behind it are not split into shapes.
     if (/standard_conforming_strings/i.test(sql)) this.#standardStrings = false;
-    this.#rebuildSessionKey();
+    this.#noteSessionEffect(analysis.session);
   }
 
-  #rebuildSessionKey(): void {
-    const reported = [...this.#reported]
-      .filter(([name]) => !IRRELEVANT_REPORTS.has(name))
-      .map(([name, value]) => `${name}=${value}`)
-      .sort()
-      .join('\u0001');
-    this.#sessionKey = internSessionKey(
-      `${this.#baseKey}\u0000${reported}\u0000${this.#settings.join('\u0001')}`,
-    );
+  // After a statement that may change the session's state unseen, the state is unknown (nothing is
+  // served or stored) until a probe sent right behind the statement reads it from the origin.
+  #noteSessionEffect(effect: SessionEffect): void {
+    if (!(this.#key as SessionKey).note(effect) || effect !== 'discards') return;
+    this.#statements.clear();
+    this.#unnamed = null;
+  }
+
+  // Sent at the end of an exchange (after its Sync or Query), so it runs as a statement of its own.
+  // It also reads the functions the exchange just sent calls, if any.
+  #probeIfOwed(): void {
+    const sent = this.#queue[this.#queue.length - 1];
+    const key = this.#key as SessionKey;
+    // A session that never uses the store has no use for its state; inside a transaction block
+    // that has written, nothing is served or stored until the block ends, and the probe stays owed
+    // until then (the statement that ends the block carries it, or the next one).
+    if (this.#unanalyzed || (key.probeOwed && sent?.calls == null && this.#insideWrittenBlock())) {
+      if (sent?.calls != null) decideAll(sent);
+      return;
+    }
+    const mark = key.probeDue();
+    if (mark === null) {
+      // No probe right behind it: nothing will say what its functions wrote.
+      if (sent?.calls != null) decideAll(sent);
+      return;
+    }
+    const exchange = this.#exchange('none', null);
+    exchange.probe = { mark, state: null, functions: null };
+    let names: string[] = [];
+    if (sent?.calls != null) {
+      const check = this.#runtime.functions.plan(this.#originScope, sent.calls);
+      sent.learning = exchange.learning = { check, ready: null, decided: false };
+      sent.calls = null;
+      names = check.names;
+    }
+    this.#probing += 1;
+    this.#queue.push(exchange);
+    this.#writeOrigin(stateProbe(names, this.#runtime.codeHints.get(this.#originScope)));
+  }
+
+  // Whether, once everything sent has been answered, the session will still be inside the
+  // transaction block that the last ReadyForQuery reported, and that block has written or failed:
+  // then no read can be served or stored before the block ends. `#txStatus` may lag what was sent,
+  // so it holds only when no exchange in flight may begin or end a block.
+  #insideWrittenBlock(): boolean {
+    if (this.#txStatus === 'I') return false;
+    let writes = this.#txStatus === 'E' || (this.#access as CacheAccess).written;
+    for (const exchange of this.#queue) {
+      if (exchange.probe !== null || exchange.local !== null) continue;
+      if (exchange.result === 'miss' || exchange.result === 'hit') continue;
+      if (exchange.keepsBlock !== true) return false;
+      if (exchange.writes !== null) writes = true;
+    }
+    return writes;
+  }
+
+  // The probe's answer is the edge's own: only what the origin sends unasked goes to the client.
+  #probeFrame(exchange: Exchange, code: number, buffer: Buffer, start: number, end: number): void {
+    switch (code) {
+      case codes.DataRow: {
+        const probe = exchange.probe as NonNullable<Exchange['probe']>;
+        probe.state = readStateProbe(buffer.subarray(start, end));
+        const hint = readCodeHint(buffer.subarray(start, end));
+        if (hint !== null) this.#runtime.codeHints.set(this.#originScope, hint);
+        if (exchange.learning !== null)
+          probe.functions = readProbeFunctions(buffer.subarray(start, end));
+        return;
+      }
+      case codes.ErrorResponse:
+        exchange.failed = true;
+        return;
+      case codes.ReadyForQuery:
+        return this.#complete(buffer[start + 5] as number);
+      case codes.ParameterStatus:
+        this.#onParameterStatus(buffer.subarray(start, end));
+        return this.#forward(buffer, start, end);
+      case codes.NotificationResponse:
+        return this.#forward(buffer, start, end);
+    }
+  }
+
+  #probed(exchange: Exchange): void {
+    const probe = exchange.probe as NonNullable<Exchange['probe']>;
+    const state = exchange.failed ? null : probe.state;
+    (this.#key as SessionKey).learn(probe.mark, state, this.#txStatus === 'I');
+    this.#probing -= 1;
+    if (exchange.learning !== null)
+      this.#learned(exchange.learning, state === null ? null : probe.functions);
+    this.#flushLocal();
+    if (this.#probing === 0 && this.#blocked) queueMicrotask(() => this.#unblock());
+  }
+
+  // What the functions of a statement wrote, once the probe behind it has answered (null: it
+  // failed). Counted for the transaction; an autocommit statement's writes invalidate now, and only
+  // then does its client get its ReadyForQuery.
+  #learned(learning: Learning, probed: ProbedFunctions | null): void {
+    // Inside a transaction block the probe's reading of the catalog must be as fresh as the calls'.
+    const fresh = learning.ready !== null || probed?.isolation === 'read committed';
+    const catalog = fresh ? (probed?.functions ?? null) : null;
+    const writes = this.#runtime.functions.settle(learning.check, catalog);
+    // This probe ran before every statement queued behind it: what it read was seen before them.
+    if (catalog !== null) {
+      for (const later of this.#queue) {
+        if (later.probe !== null && later.learning !== null)
+          carryForward(learning.check, catalog, later.learning.check);
+      }
+    }
+    if (learning.decided) return;
+    learning.decided = true;
+    (this.#access as CacheAccess).noteWrites(writes);
+    if (learning.ready === null) return;
+    this.#holdFor((this.#access as CacheAccess).commitWrites());
+    this.#flushRun();
+    this.#out.push(learning.ready);
+    learning.ready = null;
+  }
+
+  // The ReadyForQuery of an exchange whose functions the probe behind it is reading.
+  #readyWhileLearning(exchange: Exchange, buffer: Buffer, start: number, end: number): void {
+    const learning = exchange.learning as Learning;
+    const status = buffer[start + 5] as number;
+    if (!learning.decided) {
+      if (status === codes.TransactionIdle && this.#runtime.functions.mayRely(learning.check)) {
+        learning.ready = Buffer.from(buffer.subarray(start, end));
+        return this.#complete(status);
+      }
+      // In a failed transaction, or with functions not yet learned, the probe cannot help.
+      if (status !== codes.TransactionInBlock || !this.#runtime.functions.mayRely(learning.check))
+        decideAll(exchange);
+    }
+    this.#forward(buffer, start, end);
+    this.#complete(status);
   }
 
   #exchange(result: Exchange['result'], writes: string[] | 'all' | null): Exchange {
@@ -829,14 +1155,18 @@ export class PgSession implements BackendFrameSink {
       local: null,
       waiting: false,
       capture: null,
+      extended: false,
       writes,
+      calls: null,
+      learning: null,
       swallowParseComplete: 0,
       result,
-      startedAt: performance.now(),
       lastTagRollback: false,
       failed: false,
       parsedNames: [],
       fingerprint: '',
+      probe: null,
+      keepsBlock: null,
     };
   }
 
@@ -849,15 +1179,6 @@ export class PgSession implements BackendFrameSink {
     this.#takeInjected(exchange);
     this.#queue.push(exchange);
     for (const frame of frames) this.#writeOrigin(frame);
-  }
-
-  #noteWrites(writes: string[] | 'all'): void {
-    if (writes === 'all' || this.#txWrites === 'all') {
-      this.#txWrites = 'all';
-      return;
-    }
-    this.#txWrites ??= new Set();
-    for (const table of writes) this.#txWrites.add(table);
   }
 
   // Frames for the origin are batched and written once per batch of client input: pgbench's five
@@ -894,13 +1215,17 @@ export class PgSession implements BackendFrameSink {
     } catch (error) {
       this.#fail(error);
     }
+    this.#endIfDrained();
   }
 
   frame(code: number, buffer: Buffer, start: number, end: number): void {
     if (this.#step.kind === 'authenticating') return this.#authFrame(code, buffer, start, end);
     const exchange = this.#queue[0];
+    if (exchange?.probe != null) return this.#probeFrame(exchange, code, buffer, start, end);
     switch (code) {
       case codes.ReadyForQuery:
+        if (exchange?.learning != null)
+          return this.#readyWhileLearning(exchange, buffer, start, end);
         this.#forward(buffer, start, end);
         return this.#complete(buffer[start + 5] as number);
       case codes.CommandComplete:
@@ -922,6 +1247,7 @@ export class PgSession implements BackendFrameSink {
         return this.#forward(buffer, start, end);
       case codes.ErrorResponse:
         if (exchange !== undefined) exchange.failed = true;
+        this.#originSaidWhy ||= endsSession(buffer, start, end);
         break;
       case codes.RowDescription:
       case codes.DataRow:
@@ -937,6 +1263,11 @@ export class PgSession implements BackendFrameSink {
 
   piece(code: number, piece: Buffer, last: boolean): void {
     const exchange = this.#queue[0];
+    if (exchange?.probe != null) {
+      // Far larger than any state: not a reading to trust.
+      exchange.failed = true;
+      return;
+    }
     if (exchange?.capture != null) exchange.capture.ok = false;
     if (code === codes.ErrorResponse && exchange !== undefined) exchange.failed = true;
     this.#flushRun();
@@ -946,20 +1277,17 @@ export class PgSession implements BackendFrameSink {
 
   #capture(capture: Capture, code: number, frame: Buffer): void {
     capture.bytes += frame.length;
-    if (capture.bytes > this.#runtime.results.maxEntryBytes) {
-      capture.ok = false;
-      capture.pieces = [];
-      return;
-    }
-    capture.pieces.push(frame);
+    (this.#access as CacheAccess).append(capture, frame);
   }
 
   #onTag(exchange: Exchange, tag: string): void {
     exchange.lastTagRollback = tag === 'ROLLBACK';
     // A COMMIT tag (several statements in one Query) means what was written is visible to everyone.
     if (tag === 'COMMIT') {
+      // Committed before the probe behind the exchange could say what its functions wrote.
+      if (exchange.calls !== null || exchange.learning !== null) decideAll(exchange);
       this.#applyWrites(exchange);
-      this.#invalidate();
+      this.#holdFor((this.#access as CacheAccess).commitWrites());
     }
   }
 
@@ -967,7 +1295,7 @@ export class PgSession implements BackendFrameSink {
   // an earlier exchange's ReadyForQuery must not invalidate before the write has happened).
   #applyWrites(exchange: Exchange): void {
     if (exchange.writes === null) return;
-    this.#noteWrites(exchange.writes);
+    (this.#access as CacheAccess).noteWrites(exchange.writes);
     exchange.writes = null;
   }
 
@@ -975,57 +1303,42 @@ export class PgSession implements BackendFrameSink {
     const exchange = this.#queue.shift();
     this.#txStatus = String.fromCharCode(status) as TransactionStatus;
     if (exchange === undefined) return;
-    const cache = this.#cache as CacheState;
+    if (exchange.probe !== null) return this.#probed(exchange);
+    // Functions no probe will read (the session ended its exchange some other way).
+    if (exchange.calls !== null) decideAll(exchange);
+    const access = this.#access as CacheAccess;
     this.#applyWrites(exchange);
-    if (this.#txStatus === 'I' && this.#txWrites !== null) {
-      if (exchange.lastTagRollback) this.#txWrites = null;
-      else this.#invalidate();
+    if (this.#txStatus === 'I' && access.written) {
+      if (exchange.lastTagRollback) access.discardWrites();
+      else this.#holdFor(access.commitWrites());
     }
     if (exchange.failed) {
       for (const name of exchange.parsedNames) this.#statements.delete(name);
     }
     const capture = exchange.capture;
     if (capture !== null) {
-      let entry: CacheEntry | null = null;
-      const clean = this.#txStatus === 'I' || this.#txWrites === null;
-      if (capture.ok && !exchange.failed && clean && capture.pieces.length > 0) {
-        entry = this.#runtime.results.set({
-          key: capture.key,
-          epochs: cache.epochs,
-          tables: capture.tables,
-          response: Buffer.concat(
-            capture.extended
-              ? [PARSE_COMPLETE, BIND_COMPLETE, ...capture.pieces, RFQ.I]
-              : [...capture.pieces, RFQ.I],
-          ),
-          fingerprint: capture.fingerprint,
-          transactionPolicy: capture.policy.transactionPolicy,
-          ttlMs: capture.policy.ttlMs,
-          askedEpoch: capture.askedEpoch,
-        });
-      }
-      if (capture.leader) this.#runtime.results.settle(capture.key, entry);
-      cache.stats.misses += 1;
-      cache.stats.missLatency.record(performance.now() - exchange.startedAt);
+      const clean = this.#txStatus === 'I' || !access.written;
+      const keep = capture.ok && !exchange.failed && clean && capture.pieces.length > 0;
+      access.finishMiss(
+        capture,
+        keep
+          ? Buffer.concat(
+              exchange.extended
+                ? [PARSE_COMPLETE, BIND_COMPLETE, ...capture.pieces, RFQ.I]
+                : [...capture.pieces, RFQ.I],
+            )
+          : null,
+      );
     }
     this.#flushLocal();
-  }
-
-  #invalidate(): void {
-    const writes = this.#txWrites;
-    this.#txWrites = null;
-    if (writes === null) return;
-    const cache = this.#cache as CacheState;
-    this.#runtime.results.invalidate(cache.epochs, writes === 'all' ? 'all' : [...writes]);
   }
 
   #onParameterStatus(frame: Buffer): void {
     const nameEnd = frame.indexOf(0, 5);
     const name = frame.toString('utf8', 5, nameEnd);
     const value = frame.toString('utf8', nameEnd + 1, frame.length - 1);
-    this.#reported.set(name, value);
+    this.#key?.report(name, value);
     if (name === 'standard_conforming_strings') this.#standardStrings = value === 'on';
-    if (this.#step.kind === 'ready') this.#rebuildSessionKey();
   }
 
   // Answers from the store that have reached the head of the queue go out, with the current status.
@@ -1065,12 +1378,14 @@ export class PgSession implements BackendFrameSink {
       case codes.ReadyForQuery:
         this.#txStatus = String.fromCharCode(buffer[start + 5] as number) as TransactionStatus;
         this.#step = { kind: 'ready' };
-        this.#rebuildSessionKey();
+        this.#loggedIn();
         break;
       case codes.ErrorResponse:
+        this.#originSaidWhy = true;
+        this.#endReason ??= `authentication failed: ${errorCode(buffer, start, end)}`;
         this.#forward(buffer, start, end);
         this.#flushOut();
-        this.#client.end();
+        endSocket(this.#client);
         return;
     }
     this.#forward(buffer, start, end);
@@ -1095,13 +1410,31 @@ export class PgSession implements BackendFrameSink {
     this.#runBuffer = null;
   }
 
+  // With other edge nodes, a writer's answer waits until they can know of its write: reading from
+  // the origin pauses, and what is ready for the client stays here until then.
+  #holdFor(published: Promise<void> | null): void {
+    if (published === null) return;
+    this.#holding += 1;
+    this.#origin?.pause();
+    void published.then(() => {
+      this.#holding -= 1;
+      if (this.#holding > 0 || this.#step.kind === 'closed') return;
+      this.#origin?.resume();
+      this.#flushOut();
+      this.#endIfDrained();
+    });
+  }
+
+  #holding = 0;
+
   #flushOut(): void {
     this.#flushOrigin();
     this.#flushRun();
     const out = this.#out;
-    if (out.length === 0 || this.#step.kind === 'closed') return;
+    if (out.length === 0 || this.#step.kind === 'closed' || this.#holding > 0) return;
     this.#out = [];
     const client = this.#client;
+    for (const piece of out) this.#bytesOut += piece.length;
     let ok: boolean;
     if (out.length === 1) ok = client.write(out[0] as Buffer);
     else if (out.length <= 16) ok = client.write(Buffer.concat(out));
@@ -1123,60 +1456,75 @@ export class PgSession implements BackendFrameSink {
 
   #originGone(): void {
     if (this.#step.kind === 'closed') return;
+    if (this.#originSaidWhy) {
+      if (this.#step.kind === 'ready') this.#endReason ??= 'origin ended the session';
+      // The origin's own FATAL has been relayed: Postgres sends one message, then closes.
+      this.#flushOut();
+      endSocket(this.#client);
+      this.#teardown();
+      return;
+    }
     // 08006 connection_failure: the client learns why instead of seeing a bare EOF.
     this.#refuse('08006', 'the origin database closed the connection');
   }
 }
 
-// Session keys (cache, database, user, settings) are long; each distinct one gets a short id so the
-// per-query key is short to build and hash. Ids are never reused, so clearing the map when it grows
-// only costs the entries of sessions that are gone.
-const sessionIds = new Map<string, string>();
-let nextSessionId = 0;
-const MAX_SESSION_IDS = 100_000;
-
-function internSessionKey(full: string): string {
-  let id = sessionIds.get(full);
-  if (id === undefined) {
-    if (sessionIds.size >= MAX_SESSION_IDS) sessionIds.clear();
-    nextSessionId += 1;
-    id = `s${nextSessionId.toString(36)}`;
-    sessionIds.set(full, id);
+// The SQLSTATE (`C` field) of an ErrorResponse.
+function errorCode(buffer: Buffer, start: number, end: number): string {
+  let offset = start + 5;
+  while (offset < end && buffer[offset] !== 0) {
+    const valueEnd = buffer.indexOf(0, offset + 1);
+    if (valueEnd < 0 || valueEnd >= end) break;
+    if (buffer[offset] === 0x43) return buffer.toString('latin1', offset + 1, valueEnd);
+    offset = valueEnd + 1;
   }
-  return id;
+  return 'unknown';
 }
 
-// Offset in a Bind frame where its parameter formats begin (after portal and statement names).
-function bindParametersOffset(bind: BindMessage): number {
-  const portalEnd = bind.frame.indexOf(0, 5);
-  return bind.frame.indexOf(0, portalEnd + 1) + 1;
-}
-
-// The parameter-type section of a Parse frame (after name and query text).
-function parseTypes(parse: ParseMessage): string {
-  const nameEnd = parse.frame.indexOf(0, 5);
-  const sqlEnd = parse.frame.indexOf(0, nameEnd + 1);
-  return parse.frame.toString('latin1', sqlEnd + 1);
-}
-
-function saslMechanisms(frame: Buffer): string[] {
-  const mechanisms: string[] = [];
-  let offset = 9;
-  while (offset < frame.length) {
-    const end = frame.indexOf(0, offset);
-    if (end <= offset) break;
-    mechanisms.push(frame.toString('utf8', offset, end));
-    offset = end + 1;
+// Whether an ErrorResponse ends the session: its severity (the untranslated `V` field, else `S`)
+// is FATAL or PANIC.
+function endsSession(buffer: Buffer, start: number, end: number): boolean {
+  let severity = '';
+  let offset = start + 5;
+  while (offset < end && buffer[offset] !== 0) {
+    const field = buffer[offset] as number;
+    const valueEnd = buffer.indexOf(0, offset + 1);
+    if (valueEnd < 0 || valueEnd >= end) break;
+    if (field === SEVERITY_FIELD || (field === LOCALIZED_SEVERITY_FIELD && severity === '')) {
+      severity = buffer.toString('latin1', offset + 1, valueEnd);
+    }
+    offset = valueEnd + 1;
   }
-  return mechanisms;
+  return severity === 'FATAL' || severity === 'PANIC';
 }
 
-function usesUnnamedStatement(message: FrontendMessage): boolean {
-  if (message.kind === 'bind') return message.statement === '';
-  if (message.kind === 'describe' || message.kind === 'close') {
-    return message.target === 'S' && message.name === '';
+// A statement's writes: what it writes itself, and the functions it calls whose writes the probe
+// behind it will tell (a text of several statements: everything).
+function addStatementWrites(exchange: Exchange, analysis: Analysis): void {
+  const effects = analysis.effects;
+  if (effects !== null && effects.writes !== 'all' && effects.calls.length > 0) {
+    if (effects.writes.length > 0) addWrites(exchange, effects.writes);
+    exchange.calls = [...(exchange.calls ?? []), ...effects.calls];
+    return;
   }
-  return false;
+  if (analysis.writes === 'all' || analysis.writes.length > 0) addWrites(exchange, analysis.writes);
+}
+
+// Whether the exchange still keeps the session's transaction block as it was, with one more
+// statement (null: one that could not be analysed). A text of several statements may hold a
+// COMMIT, whatever its strongest effect says.
+function markBlock(exchange: Exchange, analysis: Analysis | null): Exchange {
+  const keeps =
+    analysis !== null && analysis.effects !== null && analysis.session !== 'transaction';
+  exchange.keepsBlock = keeps && exchange.keepsBlock !== false;
+  return exchange;
+}
+
+// The exchange's functions may have written anything: count it so, whatever the probe says.
+function decideAll(exchange: Exchange): void {
+  exchange.calls = null;
+  if (exchange.learning !== null) exchange.learning.decided = true;
+  addWrites(exchange, 'all');
 }
 
 function addWrites(exchange: Exchange, writes: string[] | 'all'): void {

@@ -1,6 +1,7 @@
 // What a SQL text does, from the real Postgres parser (libpg-query): may its result be cached,
 // which tables does it read, which does it write, and does it change session settings.
 import { fingerprintSync, loadModule, parseSync } from 'libpg-query';
+import type { SessionEffect } from '../../core/session-key.ts';
 import { isCacheableFunction, isKnownNonWritingFunction } from './functions.ts';
 
 export interface TableRef {
@@ -17,11 +18,33 @@ export interface Analysis {
   reads: TableRef[];
   /** Bare names of relations written, 'all' when we cannot see what is written. */
   writes: string[] | 'all';
-  /** The statement changes session state that can change later results (SET, set_config, DISCARD). */
-  session: 'none' | 'set' | 'reset';
+  /**
+   * What it writes once the functions it calls that the edge does not know (`calls`, exact names)
+   * are known to write nothing: `writes` is 'all' when `calls` is not empty, `effects.writes` holds
+   * only what the statement writes itself. Null for a text of several statements (a COMMIT among
+   * them would make its writes count before the functions are known).
+   */
+  effects: StatementEffects | null;
+  /** What it may do to session state that can change later results (see SessionEffect). */
+  session: SessionEffect;
   /** The template fingerprint (same for texts that differ only in constants). */
   fingerprint: string;
 }
+
+/** What statements write, and the functions they call that the edge does not know. */
+export interface StatementEffects {
+  writes: string[] | 'all';
+  calls: string[];
+}
+
+// When a text holds several statements, the strongest effect counts.
+const EFFECT_RANK: Record<SessionEffect, number> = {
+  none: 0,
+  transaction: 1,
+  taints: 2,
+  discards: 3,
+  copies: 4,
+};
 
 let loading: Promise<void> | undefined;
 
@@ -37,8 +60,10 @@ interface Walk {
   reads: TableRef[];
   writes: Set<string>;
   writesAll: boolean;
+  // Functions not on the allow-lists, by exact name: they may write anything until learned.
+  calls: Set<string>;
   uncacheable: string | null;
-  setsSession: boolean;
+  session: SessionEffect;
 }
 
 const WRITE_STATEMENTS: Record<string, string> = {
@@ -48,9 +73,17 @@ const WRITE_STATEMENTS: Record<string, string> = {
   MergeStmt: 'relation',
 };
 
-// Session-level statements that neither read nor write tables.
+// What SET TRANSACTION (and SET of the transaction_* settings) changes: this transaction only.
+const TRANSACTION_SETTINGS = new Set([
+  'TRANSACTION',
+  'TRANSACTION SNAPSHOT',
+  'transaction_isolation',
+  'transaction_read_only',
+  'transaction_deferrable',
+]);
+
+// Session-level statements that neither read nor write tables nor change settings (LOAD can).
 const HARMLESS_STATEMENTS = new Set([
-  'TransactionStmt',
   'VariableShowStmt',
   'ListenStmt',
   'UnlistenStmt',
@@ -62,7 +95,6 @@ const HARMLESS_STATEMENTS = new Set([
   'FetchStmt',
   'ConstraintsSetStmt',
   'VacuumStmt',
-  'LoadStmt',
 ]);
 
 /** Analyses `sql`; a text the parser refuses is uncacheable and assumed to write everything. */
@@ -76,6 +108,7 @@ export function analyzeSql(sql: string): Analysis {
       reason: 'empty query',
       reads: [],
       writes: [],
+      effects: { writes: [], calls: [] },
       session: 'none',
       fingerprint: '',
     };
@@ -87,22 +120,14 @@ export function analyzeSql(sql: string): Analysis {
     // Postgres will refuse it too; nothing is cached or invalidated wrongly by assuming the worst.
     return unknown('the text does not parse', '');
   }
-  if (stmts.length === 0) return { ...unknown('empty query', fingerprint), writes: [] };
-  const walk: Walk = {
-    reads: [],
-    writes: new Set(),
-    writesAll: false,
-    uncacheable: stmts.length > 1 ? 'several statements' : null,
-    setsSession: false,
-  };
-  let session: Analysis['session'] = 'none';
-  for (const { stmt } of stmts) {
-    if (stmt === undefined) continue;
-    const effect = statement(stmt, walk);
-    if (effect === 'reset') session = 'reset';
-    else if (effect === 'set' && session === 'none') session = 'set';
-  }
-  if (walk.setsSession && session === 'none') session = 'set';
+  if (stmts.length === 0)
+    return {
+      ...unknown('empty query', fingerprint),
+      writes: [],
+      effects: { writes: [], calls: [] },
+      session: 'none',
+    };
+  const walk = walkStatements(stmts);
   // CTE names stay among the reads: a CTE may shadow a real table in one scope and not in another,
   // and counting a name too many only means an extra invalidation, never a stale hit.
   const seen = new Set<string>();
@@ -112,21 +137,81 @@ export function analyzeSql(sql: string): Analysis {
     seen.add(key);
     return true;
   });
+  const effects = effectsOf(walk);
   return {
     cacheable: walk.uncacheable === null,
     reason: walk.uncacheable,
     reads,
-    writes: walk.writesAll ? 'all' : [...walk.writes],
-    session,
+    writes: walk.calls.size > 0 ? 'all' : effects.writes,
+    effects: stmts.length > 1 ? null : effects,
+    session: walk.session,
     fingerprint,
   };
 }
 
-function unknown(reason: string, fingerprint: string): Analysis {
-  return { cacheable: false, reason, reads: [], writes: 'all', session: 'none', fingerprint };
+/**
+ * What the statements of a function body write and which functions they call (any number of
+ * statements); a body the parser refuses may write anything.
+ */
+export function analyzeBodyEffects(sql: string): StatementEffects {
+  try {
+    const stmts = (parseSync(sql) as { stmts?: { stmt?: Node }[] }).stmts ?? [];
+    return effectsOf(walkStatements(stmts));
+  } catch {
+    return { writes: 'all', calls: [] };
+  }
 }
 
-function statement(stmt: Node, walk: Walk): 'none' | 'set' | 'reset' {
+/** The effects of statements already parsed (a BEGIN ATOMIC body, say). */
+export function parsedEffects(stmts: unknown[]): StatementEffects {
+  const walk = newWalk(stmts.length);
+  for (const stmt of stmts) {
+    if (stmt !== null && typeof stmt === 'object') statement(stmt as Node, walk);
+  }
+  return effectsOf(walk);
+}
+
+function newWalk(statements: number): Walk {
+  return {
+    reads: [],
+    writes: new Set(),
+    writesAll: false,
+    calls: new Set(),
+    uncacheable: statements > 1 ? 'several statements' : null,
+    session: 'none',
+  };
+}
+
+function walkStatements(stmts: { stmt?: Node }[]): Walk {
+  const walk = newWalk(stmts.length);
+  for (const { stmt } of stmts) {
+    if (stmt !== undefined) statement(stmt, walk);
+  }
+  if (walk.writesAll || walk.writes.size > 0 || walk.calls.size > 0) affects(walk, 'taints');
+  return walk;
+}
+
+function effectsOf(walk: Walk): StatementEffects {
+  return { writes: walk.writesAll ? 'all' : [...walk.writes], calls: [...walk.calls] };
+}
+
+function unknown(reason: string, fingerprint: string): Analysis {
+  return {
+    cacheable: false,
+    reason,
+    reads: [],
+    writes: 'all',
+    effects: null,
+    session: 'taints',
+    fingerprint,
+  };
+}
+
+function affects(walk: Walk, effect: SessionEffect): void {
+  if (EFFECT_RANK[effect] > EFFECT_RANK[walk.session]) walk.session = effect;
+}
+
+function statement(stmt: Node, walk: Walk): void {
   const [type, body] = Object.entries(stmt)[0] as [string, Node];
   switch (type) {
     case 'SelectStmt':
@@ -136,7 +221,7 @@ function statement(stmt: Node, walk: Walk): 'none' | 'set' | 'reset' {
         walk.writes.add(String(into.relname));
       }
       visit(body, walk);
-      return 'none';
+      return;
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
@@ -145,19 +230,27 @@ function statement(stmt: Node, walk: Walk): 'none' | 'set' | 'reset' {
     case 'CopyStmt':
       visit(stmt, walk);
       if (type === 'CopyStmt' && body.is_from !== true) walk.uncacheable ??= 'COPY TO';
-      return 'none';
+      if (type === 'CopyStmt' && body.is_from === true) affects(walk, 'copies');
+      return;
     case 'VariableSetStmt':
       walk.uncacheable ??= 'SET';
-      return body.kind === 'VAR_RESET_ALL' ? 'reset' : 'set';
+      // SET TRANSACTION lasts one transaction and must precede its first query (a probe is one).
+      if (!TRANSACTION_SETTINGS.has(String(body.name))) affects(walk, 'taints');
+      return;
     case 'DiscardStmt':
       walk.uncacheable ??= 'DISCARD';
-      return 'reset';
+      affects(walk, body.target === 'DISCARD_ALL' ? 'discards' : 'taints');
+      return;
+    case 'TransactionStmt':
+      walk.uncacheable ??= 'Transaction';
+      affects(walk, 'transaction');
+      return;
     case 'ExplainStmt': {
       walk.uncacheable ??= 'EXPLAIN';
       const options = JSON.stringify(body.options ?? []);
       // EXPLAIN ANALYZE runs the statement.
       if (/"analyze"/i.test(options)) statement(body.query as Node, walk);
-      return 'none';
+      return;
     }
     case 'AlterTableStmt':
     case 'RefreshMatViewStmt':
@@ -172,18 +265,22 @@ function statement(stmt: Node, walk: Walk): 'none' | 'set' | 'reset' {
         Node | undefined;
       if (relation?.relname !== undefined) walk.writes.add(String(relation.relname));
       else walk.writesAll = true;
-      return 'none';
+      return;
     }
+    case 'ReturnStmt':
+      // RETURN expr: the body of a SQL function written in the standard form.
+      visit(body, walk);
+      return;
     case 'DeclareCursorStmt':
       // The cursor's query runs at FETCH; what it calls counts now.
       walk.uncacheable ??= 'DeclareCursor';
       visit(body.query, walk);
-      return 'none';
+      return;
     default:
       walk.uncacheable ??= type.replace(/Stmt$/, '');
       // CALL, DO, DROP, GRANT, EXECUTE and every statement we do not model may change anything.
       if (!HARMLESS_STATEMENTS.has(type)) walk.writesAll = true;
-      return 'none';
+      return;
   }
 }
 
@@ -255,13 +352,15 @@ function visit(value: unknown, walk: Walk): void {
 function funcCall(node: Node, walk: Walk): void {
   const parts = ((node.funcname as Node[]) ?? []).map((p) => String((p.String as Node).sval));
   const schema = parts.length > 1 ? parts[parts.length - 2] : null;
-  const name = (parts[parts.length - 1] ?? '').toLowerCase();
+  const exact = parts[parts.length - 1] ?? '';
+  const name = exact.toLowerCase();
   const builtin = schema === null || schema === 'pg_catalog';
-  if (builtin && name === 'set_config') walk.setsSession = true;
+  if (builtin && name === 'set_config') affects(walk, 'taints');
   if (builtin && isCacheableFunction(name)) return;
   walk.uncacheable ??= `calls ${parts.join('.')}()`;
-  // A function we do not know may write (a PL/pgSQL function can do anything).
-  if (!builtin || !isKnownNonWritingFunction(name)) walk.writesAll = true;
+  // A function we do not know may write (a PL/pgSQL function can do anything) until the origin's
+  // catalog says what it does (see function-effects.ts). Every schema's function of that name counts.
+  if (!builtin || !isKnownNonWritingFunction(name)) walk.calls.add(exact);
 }
 
 function isSystemRelation(node: Node): boolean {

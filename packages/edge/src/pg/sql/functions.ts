@@ -2,6 +2,9 @@
 // allow-list of immutable or stable built-ins whose result depends only on their arguments and on
 // session settings that are part of the cache key; anything else makes a read uncacheable.
 // Stable functions that read the clock (now(), age(x), current_date…) are deliberately absent.
+// A function on neither list (a user function, or a built-in not listed) may write: what it writes
+// is learned from its definition in the origin's catalog (function-effects.ts), and a built-in
+// not listed is read as what it is there (internal or C: may write anything).
 
 const CACHEABLE = new Set(
   [
