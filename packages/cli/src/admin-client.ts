@@ -61,9 +61,11 @@ function callSocket(
 }
 
 export interface AdminOperation<T> {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   body?: unknown;
+  /** Bring the store's schema up to date before `direct` (not for a command that reports it). */
+  migrate?: boolean;
   direct(db: Db): Promise<T>;
 }
 
@@ -108,10 +110,36 @@ export async function runAdmin<T>(
   }
 }
 
+/**
+ * A command only the running process can answer (its edge's sessions): through its admin socket,
+ * or a clear error naming where the CLI looked.
+ */
+export async function callRunningServer<T>(
+  config: Config,
+  method: 'GET' | 'DELETE',
+  path: string,
+): Promise<T> {
+  const socket = adminSocketPath(config.dataDir);
+  const absent = new CliError(
+    `no running Edgegate process answers on ${socket}: run this on the machine of the \`edgegate start\` or \`edgegate edge\` process, with its DATA_DIR (--data-dir)`,
+  );
+  if (!existsSync(socket)) throw absent;
+  let reply: SocketReply;
+  try {
+    reply = await callSocket(socket, method, path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED' || code === 'ENOENT') throw absent;
+    throw error;
+  }
+  if (reply.status >= 400) throw new CliError(problemDetail(reply.body));
+  return reply.body as T;
+}
+
 async function direct<T>(config: Config, op: AdminOperation<T>): Promise<T> {
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
-    await migrateToLatest(store.db);
+    if (op.migrate !== false) await migrateToLatest(store.db);
     return await op.direct(store.db);
   } finally {
     await store.close();

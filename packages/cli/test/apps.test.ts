@@ -1,10 +1,12 @@
 // `edgegate apps create` as an operator runs it: a real process on a real embedded store.
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '@edgegate/server';
 
 const BIN = resolve(import.meta.dirname, '../bin/edgegate.js');
 const run = promisify(execFile);
@@ -13,7 +15,7 @@ async function edgegate(args: string[]) {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       env: { ...process.env, LOG_LEVEL: 'warn' },
-      timeout: 60_000,
+      timeout: 180_000,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -22,7 +24,7 @@ async function edgegate(args: string[]) {
   }
 }
 
-describe('edgegate apps create', () => {
+describe('edgegate apps create', { timeout: 240_000 }, () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'eg-cli-apps-'));
   const app = (...args: string[]) =>
     edgegate([
@@ -49,6 +51,7 @@ describe('edgegate apps create', () => {
       'long enough pw',
       '--data-dir',
       dataDir,
+      '--init',
     ]);
     expect(user.code, user.stderr).toBe(0);
     const workspace = await edgegate([
@@ -62,7 +65,7 @@ describe('edgegate apps create', () => {
       dataDir,
     ]);
     expect(workspace.code, workspace.stderr).toBe(0);
-  }, 120_000);
+  }, 400_000);
 
   it('has --help', async () => {
     const { code, stdout } = await edgegate(['apps', 'create', '--help']);
@@ -97,13 +100,71 @@ describe('edgegate apps create', () => {
     });
     expect(created.clientId).toMatch(/^egc_/);
     expect(created.clientSecret).toMatch(/^egcs_/);
+    const secret = created.clientSecret as string;
+
+    // The store keeps only a digest of it: nothing the app can be shown from holds the secret.
+    const store = await openStore({ dataDir });
+    try {
+      const registered = await store.db
+        .selectFrom('oauth_apps')
+        .selectAll()
+        .where('client_id', '=', created.clientId)
+        .executeTakeFirstOrThrow();
+      const secrets = await store.db
+        .selectFrom('oauth_app_secrets')
+        .selectAll()
+        .where('app_id', '=', registered.id)
+        .execute();
+      expect(secrets.map((row) => row.secret_hash)).toEqual([
+        createHash('sha256').update(secret).digest('base64url'),
+      ]);
+      expect(JSON.stringify([registered, secrets])).not.toContain(secret);
+    } finally {
+      await store.close();
+    }
+
+    // Never printed again: the next command's output does not carry it.
+    const next = await app('--owner-user', 'partner@example.com', '--json');
+    expect(next.code, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout).clientSecret).toMatch(/^egcs_/);
+    expect(next.stdout + next.stderr).not.toContain(secret);
   });
 
   it('registers a workspace app, in words for people', async () => {
     const result = await app('--workspace', 'partner-team');
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trim()).toMatch(
-      /^Created app “Report Builder” for workspace partner-team: client id egc_\w+, client secret egcs_\S+ \(shown only now\)\.$/,
+      /^Created app “Report Builder” for workspace partner-team: client id egc_\w+, client secret egcs_\S+ \(shown only now\)\.$/m,
+    );
+    expect(result.stdout).toContain(`Store: the embedded store in ${dataDir}`);
+  });
+
+  it('takes an http homepage on loopback, as redirect URIs do, and https elsewhere', async () => {
+    for (const homepage of ['http://localhost:3000', 'http://127.0.0.1:3000/', 'http://[::1]/']) {
+      const result = await app(
+        '--owner-user',
+        'partner@example.com',
+        '--redirect-uri',
+        'http://localhost:3000/callback',
+        '--homepage-url',
+        homepage,
+        '--json',
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ clientId: expect.stringMatching(/^egc_/) });
+    }
+    const refused = await app(
+      '--owner-user',
+      'partner@example.com',
+      '--homepage-url',
+      'http://reports.example.com',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /^edgegate: homepageUrl: Homepage URL must be an https URL \(http only for localhost, 127\.0\.0\.1 or \[::1\]\)/,
+    );
+    expect((await edgegate(['apps', 'create', '--help'])).stdout).toContain(
+      'or http ones on loopback (http://localhost,',
     );
   });
 
@@ -148,7 +209,18 @@ describe('edgegate apps create', () => {
     const liveDir = mkdtempSync(join(tmpdir(), 'eg-cli-apps-live-'));
     const server = spawn(
       process.execPath,
-      [BIN, 'start', '--data-dir', liveDir, '--port', '0', '--edge-pg-port', '0'],
+      [
+        BIN,
+        'start',
+        '--data-dir',
+        liveDir,
+        '--port',
+        '0',
+        '--edge-pg-port',
+        '0',
+        '--edge-mysql-port',
+        '0',
+      ],
       {
         env: { ...process.env, LOG_LEVEL: 'info' },
         stdio: ['ignore', 'pipe', 'pipe'],

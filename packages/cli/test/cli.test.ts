@@ -1,6 +1,6 @@
 // The operator CLI as an operator runs it: real processes, a real embedded store, a running server.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,9 +26,24 @@ async function edgegate(args: string[], env: Record<string, string> = {}) {
   }
 }
 
+/** Runs the CLI from `cwd` with exactly `env`, as an operator in another folder would. */
+async function runIn(cwd: string, args: string[], env: NodeJS.ProcessEnv) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...env, LOG_LEVEL: 'warn' },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
 const tempDir = () => mkdtempSync(join(tmpdir(), 'eg-cli-'));
 
-describe('edgegate CLI', () => {
+describe('edgegate CLI', { timeout: 240_000 }, () => {
   it('lists its commands and settings with --help', async () => {
     const { code, stdout } = await edgegate(['--help']);
     expect(code).toBe(0);
@@ -44,6 +59,27 @@ describe('edgegate CLI', () => {
     }
     expect(stdout).toContain('--database-url');
     expect(stdout).toContain('DATABASE_URL');
+    expect(stdout).toMatch(/--edge-max-connections +EDGE_MAX_CONNECTIONS +\S/);
+    expect(stdout).toMatch(
+      /--edge-max-connections-per-address EDGE_MAX_CONNECTIONS_PER_ADDRESS \S/,
+    );
+    expect(stdout).toMatch(/--edge-login-timeout-seconds +EDGE_LOGIN_TIMEOUT_SECONDS +\S/);
+  });
+
+  it('prints its version with --version and -v, the one the control plane reports', async () => {
+    const { version } = JSON.parse(
+      readFileSync(resolve(import.meta.dirname, '../../server/package.json'), 'utf8'),
+    ) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const { code, stdout, stderr } = await edgegate([flag]);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toBe(`edgegate ${version}\n`);
+    }
+    const stray = await edgegate(['--version', '--json']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr.trim()).toBe(
+      'edgegate: no command before --version --json; run `edgegate --help` for the list, `edgegate --version` for the version',
+    );
   });
 
   it.each([
@@ -54,6 +90,8 @@ describe('edgegate CLI', () => {
     'users create',
     'workspaces create',
     'keys rotate',
+    'apikeys create',
+    'service-tokens create',
   ])('has --help for %s', async (command) => {
     const { code, stdout } = await edgegate([...command.split(' '), '--help']);
     expect(code).toBe(0);
@@ -84,6 +122,7 @@ describe('edgegate CLI', () => {
           'long enough pw',
           '--data-dir',
           tempDir(),
+          '--init',
         ],
         1,
         /^edgegate: email: Enter a valid email address$/,
@@ -98,6 +137,7 @@ describe('edgegate CLI', () => {
           'ghost@example.com',
           '--data-dir',
           tempDir(),
+          '--init',
         ],
         1,
         /^edgegate: No user with email ghost@example.com/,
@@ -124,6 +164,7 @@ describe('edgegate CLI', () => {
       'Ops',
       '--data-dir',
       dataDir,
+      '--init',
       '--json',
     ]);
     expect(user.code).toBe(0);
@@ -159,6 +200,9 @@ describe('edgegate CLI', () => {
       dataDir,
     ]);
     expect(human.stdout).toMatch(/^Created user two@example.com \(usr_\w+\) with workspace/);
+    expect(human.stdout).toContain(
+      `Store: the embedded store in ${dataDir} (no server was running on it).`,
+    );
     const migrate = await edgegate(['migrate', '--data-dir', dataDir, '--json']);
     expect(JSON.parse(migrate.stdout)).toEqual({
       migrations: [
@@ -169,6 +213,13 @@ describe('edgegate CLI', () => {
         '0005-connect',
         '0006-grant-caches',
         '0007-webhook-owners',
+        '0008-cache-creators',
+        '0009-password-verified',
+        '0010-connect-end-user',
+        '0011-user-disabled',
+        '0012-cache-invalidation',
+        '0013-replication-lease',
+        '0014-shared-results',
       ],
     });
   });
@@ -253,13 +304,59 @@ describe('edgegate CLI', () => {
     }
   });
 
+  it('will not create a new embedded store from a management command without --init', async () => {
+    const cwd = tempDir();
+    for (const args of [
+      ['users', 'create', '--email', 'lost@example.com', '--password', 'long enough pw'],
+      ['workspaces', 'create', '--name', 'Lost', '--owner', 'lost@example.com'],
+      [
+        'apps',
+        'create',
+        '--owner-user',
+        'lost@example.com',
+        '--name',
+        'Lost',
+        '--redirect-uri',
+        'https://x.example/cb',
+        '--scopes',
+        'caches:read',
+      ],
+      ['apikeys', 'create', '--workspace', 'lost', '--user', 'lost@example.com'],
+      ['service-tokens', 'create', '--workspace', 'lost'],
+      ['keys', 'rotate'],
+    ]) {
+      const { DATA_DIR: _unset, ...env } = process.env;
+      const refused = await runIn(cwd, args, env);
+      expect(refused.code, args.join(' ')).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain(
+        `edgegate: there is no store in ${join(cwd, 'data')} (DATA_DIR), and this command will not create a new, empty one.`,
+      );
+      expect(refused.stderr).toContain('add --init');
+      expect(refused.stderr).toContain('--data-dir DIR');
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   describe('while `edgegate start` runs on the same data directory', () => {
     const dataDir = tempDir();
     const server = spawn(
       process.execPath,
-      [BIN, 'start', '--data-dir', dataDir, '--port', '0', '--edge-pg-port', '0'],
+      [
+        BIN,
+        'start',
+        '--data-dir',
+        dataDir,
+        '--port',
+        '0',
+        '--edge-pg-port',
+        '0',
+        '--edge-mysql-port',
+        '0',
+      ],
       {
-        env: { ...process.env, LOG_LEVEL: 'info' },
+        // The pre-stop delay has its own test (signals.test.ts); here it would only add 5 s.
+        env: { ...process.env, LOG_LEVEL: 'info', SHUTDOWN_DELAY_SECONDS: '0' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -293,6 +390,19 @@ describe('edgegate CLI', () => {
       ]);
       expect(created.stderr).toBe('');
       expect(JSON.parse(created.stdout)).toMatchObject({ email: 'live@example.com' });
+      const human = await edgegate([
+        'workspaces',
+        'create',
+        '--name',
+        'Live Team',
+        '--owner',
+        'live@example.com',
+        '--data-dir',
+        dataDir,
+      ]);
+      expect(human.stdout).toContain(
+        `Store: the embedded store in ${dataDir}, through the running server.`,
+      );
       expect(output).toContain('"url":"/users"');
 
       const loginPage = await fetch(`${base}/login`);
@@ -323,6 +433,72 @@ describe('edgegate CLI', () => {
       ]);
       expect(duplicate.code).toBe(1);
       expect(duplicate.stderr.trim()).toBe('edgegate: An account with this email already exists.');
+    });
+
+    it('creates an API key and a service token through the running server; both work once', async () => {
+      const base = await url;
+      const api = (authorization: string) =>
+        fetch(`${base}/v1/caches`, { headers: { authorization } });
+      const user = await edgegate(
+        ['users', 'create', '--email', 'keys@example.com', '--password', 'long enough pw'],
+        { DATA_DIR: dataDir },
+      );
+      expect(user.code, user.stderr).toBe(0);
+      const slug = /\((keyss-workspace)\)/.exec(user.stdout)?.[1] as string;
+      expect(slug).toBeDefined();
+
+      const key = await edgegate(
+        [
+          'apikeys',
+          'create',
+          '--workspace',
+          slug,
+          '--user',
+          'keys@example.com',
+          '--scopes',
+          'caches:read',
+          '--expires',
+          '30d',
+          '--json',
+        ],
+        { DATA_DIR: dataDir },
+      );
+      expect(key.code, key.stderr).toBe(0);
+      const apiKey = JSON.parse(key.stdout) as { key: string; scopes: string[]; expiresAt: string };
+      expect(apiKey.key).toMatch(/^egk_/);
+      expect(apiKey.scopes).toEqual(['caches:read']);
+      expect(Date.parse(apiKey.expiresAt) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+      expect(output).toContain('"url":"/apikeys"');
+      expect((await api(`Bearer ${apiKey.key}`)).status).toBe(200);
+      expect((await api('Bearer egk_not-a-real-key-at-all-000000000000')).status).toBe(401);
+
+      const human = await edgegate(
+        ['service-tokens', 'create', '--workspace', slug, '--name', 'CI'],
+        { DATA_DIR: dataDir },
+      );
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(
+        /^Created service token “CI” \(st_\w+\) for workspace keyss-workspace with caches:read, metrics:read:$/m,
+      );
+      const id = /\((st_\w+)\)/.exec(human.stdout)?.[1] as string;
+      const token = /^(egst_\S+)$/m.exec(human.stdout)?.[1] as string;
+      expect((await api(`${id}:${token}`)).status).toBe(200);
+      expect(human.stdout).toContain('through the running server');
+
+      const refused = await edgegate(
+        ['apikeys', 'create', '--workspace', slug, '--user', 'live@example.com'],
+        { DATA_DIR: dataDir },
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim()).toBe(
+        `edgegate: No workspace with slug ${slug} that live@example.com is a member of.`,
+      );
+      const badScope = await edgegate(
+        ['service-tokens', 'create', '--workspace', slug, '--accesses', 'caches:destroy'],
+        { DATA_DIR: dataDir },
+      );
+      expect(badScope.code).toBe(1);
+      expect(badScope.stderr).toMatch(/^edgegate: accesses\.0\.scope: /);
     });
 
     it('refuses a second server on the same data directory', async () => {
