@@ -32,6 +32,8 @@ import type {
   Webhook,
   WebhookCreate,
   WebhookCreated,
+  WebhookSecretRotate,
+  WebhookSecretRotated,
   WebhookDelivery,
   Workspace,
   WorkspaceEvent,
@@ -223,6 +225,13 @@ export class EdgegateClient {
       this.#data<WebhookCreated>({ method: 'POST', path: '/v1/webhooks', body: input }),
     delete: (id: string) =>
       this.#call<void>({ method: 'DELETE', path: `/v1/webhooks/${segment(id)}` }),
+    /** A new signing secret (shown once); the previous one keeps signing during the overlap. */
+    rotateSecret: (id: string, input: WebhookSecretRotate = {}) =>
+      this.#data<WebhookSecretRotated>({
+        method: 'POST',
+        path: `/v1/webhooks/${segment(id)}/rotate-secret`,
+        body: input,
+      }),
     /** The latest delivery attempts, newest first. */
     deliveries: (id: string) =>
       this.#data<WebhookDelivery[]>({

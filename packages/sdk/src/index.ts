@@ -27,11 +27,18 @@ export { connectPageUrl, createConnectSession, exchangeConnectCode } from './con
 export type * from './types.ts';
 export {
   ConnectionStringError,
+  LEGACY_WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_ID_HEADER,
   WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
   WebhookSignatureError,
   signWebhook,
+  signWebhookMessage,
   toEdgeConnectionString,
   verifyWebhook,
   type AppScope,
   type EdgeConnectionStringInput,
+  type VerifyWebhookOptions,
+  type WebhookHeaders,
+  type WebhookMessage,
 } from '@edgegate/contract';

@@ -13,11 +13,10 @@ import type {
   serviceTokenSchema,
   webhookCreatedSchema,
   webhookCreateSchema,
+  webhookSecretRotatedSchema,
+  webhookSecretRotateSchema,
   webhookDeliverySchema,
   webhookSchema,
-} from '@edgegate/contract';
-
-export type {
   ApiKeyCreate,
   Cache,
   CacheCreate,
@@ -38,6 +37,28 @@ export type {
   WorkspaceEvent,
 } from '@edgegate/contract';
 
+// Re-exported as a list of names (not `export … from`): the declaration bundler inlines them.
+export type {
+  ApiKeyCreate,
+  Cache,
+  CacheCreate,
+  CacheMetrics,
+  CacheUpdate,
+  Connection,
+  ConnectionStringRequest,
+  ConnectionType,
+  ConnectSession,
+  ConnectSessionCreate,
+  MetricsWindow,
+  ProblemBody,
+  Rule,
+  RuleCreate,
+  RuleUpdate,
+  ServiceTokenCreate,
+  Workspace,
+  WorkspaceEvent,
+};
+
 export type ApiKey = z.infer<typeof apiKeySchema>;
 /** Carries `key`, the secret, shown this once. */
 export type ApiKeyCreated = z.infer<typeof apiKeyCreatedSchema>;
@@ -54,3 +75,5 @@ export type WebhookCreate = z.input<typeof webhookCreateSchema>;
 /** Carries `secret` (`whsec_…`), the signing secret, shown this once. */
 export type WebhookCreated = z.infer<typeof webhookCreatedSchema>;
 export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
+export type WebhookSecretRotate = z.input<typeof webhookSecretRotateSchema>;
+export type WebhookSecretRotated = z.infer<typeof webhookSecretRotatedSchema>;
