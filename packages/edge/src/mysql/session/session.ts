@@ -89,6 +89,11 @@ interface Prepared {
   database: string | null;
   /** Its analysis, made once per sql_mode quoting (see #analyze), not at every EXECUTE. */
   analysis: { flags: number; analysis: MysqlAnalysis } | null;
+  /** `types` as they start a key (see #parameterKey), made when they change, not per EXECUTE. */
+  typesKey: string;
+  /** The start of its EXECUTEs' keys, for the session key `keyPrefixFor` (see #executeKey). */
+  keyPrefix: string;
+  keyPrefixFor: string | null;
 }
 
 // One command in flight (or answered here), in the order the client sent it.
@@ -318,6 +323,10 @@ export class MysqlSession implements ControlledSession {
           // TLS starts right after SSLRequest: what follows in this chunk is not a packet.
           return this.#clientTlsDue ? 'pause' : undefined;
         }
+        // Behind nothing, a command is handled as it is parsed; a blocked session keeps them.
+        if (this.#incoming.length === 0 && !this.#blocked && this.#step === 'ready') {
+          if (this.#onClientPacket(packet, chunk) !== 'retry') return undefined;
+        }
         this.#incoming.push({ packet, chunk });
         return undefined;
       });
@@ -341,7 +350,7 @@ export class MysqlSession implements ControlledSession {
       const action = actions[i] as HandshakeAction;
       switch (action.kind) {
         case 'toClient':
-          this.#out.push(action.bytes);
+          this.#pushOut(action.bytes);
           break;
         case 'toOrigin':
           this.#toOrigin.push(action.bytes);
@@ -493,6 +502,7 @@ export class MysqlSession implements ControlledSession {
   // ---- commands ----
 
   #drainIncoming(): void {
+    if (this.#incoming.length === 0) return;
     let index = 0;
     while (!this.#blocked && index < this.#incoming.length && this.#step === 'ready') {
       const { packet, chunk } = this.#incoming[index] as { packet: Packet; chunk: Buffer };
@@ -506,6 +516,31 @@ export class MysqlSession implements ControlledSession {
   }
 
   #onClientPacket(packet: Packet, chunk: Buffer): 'retry' | undefined {
+    if (this.#clientFeeds !== 'commands') return this.#onClientFeed(packet, chunk);
+    if (packet.sequenceId !== 0) {
+      throw new ProtocolError(
+        'Got packets out of order',
+        codes.ER_NET_PACKETS_OUT_OF_ORDER,
+        codes.SQLSTATE_COMMUNICATION_ERROR,
+      );
+    }
+    const payload = packet.payload;
+    if (payload.length === 0) throw new ProtocolError('an empty command packet');
+    // The hot path: a repeated COM_QUERY or EXECUTE is answered before anything is decoded.
+    if (
+      (payload[0] === codes.COM_QUERY && this.#queryHit(payload)) ||
+      (payload[0] === codes.COM_STMT_EXECUTE && this.#executeHit(payload))
+    ) {
+      this.#queries += 1;
+      return undefined;
+    }
+    const login = this.#login as AgreedLogin;
+    const command = decodeCommand(payload, login.capabilities);
+    return this.#onCommand(command, packet, wireBytes(packet, chunk));
+  }
+
+  // A packet that is not a command: a LOCAL INFILE's file, or an authentication round's answer.
+  #onClientFeed(packet: Packet, chunk: Buffer): undefined {
     const wire = wireBytes(packet, chunk);
     if (this.#clientFeeds === 'infile') {
       // The file, then an empty packet that ends it: all for the origin.
@@ -516,26 +551,8 @@ export class MysqlSession implements ControlledSession {
       }
       return undefined;
     }
-    if (this.#clientFeeds === 'auth') {
-      this.#toOrigin.push(wire);
-      return undefined;
-    }
-    if (packet.sequenceId !== 0) {
-      throw new ProtocolError(
-        'Got packets out of order',
-        codes.ER_NET_PACKETS_OUT_OF_ORDER,
-        codes.SQLSTATE_COMMUNICATION_ERROR,
-      );
-    }
-    if (packet.payload.length === 0) throw new ProtocolError('an empty command packet');
-    // The hot path: a repeated COM_QUERY is answered before anything is decoded.
-    if (packet.payload[0] === codes.COM_QUERY && this.#queryHit(packet.payload)) {
-      this.#queries += 1;
-      return undefined;
-    }
-    const login = this.#login as AgreedLogin;
-    const command = decodeCommand(packet.payload, login.capabilities);
-    return this.#onCommand(command, packet, wire);
+    this.#toOrigin.push(wire);
+    return undefined;
   }
 
   #onCommand(command: ClientCommand, packet: Packet, wire: Buffer): 'retry' | undefined {
@@ -557,6 +574,9 @@ export class MysqlSession implements ControlledSession {
           longData: false,
           database: this.#database(),
           analysis: null,
+          typesKey: '',
+          keyPrefix: '',
+          keyPrefixFor: null,
         };
         this.#lastPrepared = prepared;
         this.#send(wire, this.#pending('prepare', { prepare: prepared }));
@@ -660,12 +680,7 @@ export class MysqlSession implements ControlledSession {
       if (this.#probeFirst()) return 'retry';
       const policy = this.#readPolicy(sql, analysis);
       if (policy !== null) {
-        return this.#miss(
-          requestKey(key.id ?? '', ['Q', latin1(packet.payload)]),
-          analysis,
-          policy,
-          wire,
-        );
+        return this.#miss(queryKey(key.id ?? '', packet.payload), analysis, policy, wire);
       }
     } else {
       const kill = KILL_STATEMENT.exec(sql);
@@ -683,10 +698,34 @@ export class MysqlSession implements ControlledSession {
     const access = this.#access as CacheAccess;
     const key = this.#key as SessionKey;
     if (access.cache.rules.neverCaches || !key.known || !this.#mayUseCache()) return false;
-    const entry = access.lookup(
-      requestKey(key.id ?? '', ['Q', latin1(payload)]),
-      this.#inTransaction,
-    );
+    const entry = access.lookup(queryKey(key.id ?? '', payload), this.#inTransaction);
+    if (entry === undefined) return false;
+    this.#serve(entry);
+    return true;
+  }
+
+  // The hot path for a repeated EXECUTE, as #queryHit is for COM_QUERY: a plain one (no cursor, no
+  // long data, its PREPARE answered) is looked up before it is decoded, with #onExecute's rules.
+  // False sends it down the full path, which decides everything again.
+  #executeHit(payload: Buffer): boolean {
+    // Statement id (4 bytes), cursor flags (1), iteration count (4), then the parameters.
+    if (payload.length < 10 || payload[5] !== 0) return false;
+    const access = this.#access as CacheAccess;
+    if (access.cache.rules.neverCaches || !(this.#key as SessionKey).known) return false;
+    if (!this.#mayUseCache()) return false;
+    const statement = this.#statement(payload.readUInt32LE(1));
+    if (statement === null || statement.longData || statement.database === null) return false;
+    if (!this.#analyzePrepared(statement).cacheable) return false;
+    const parameters = payload.subarray(10);
+    if (
+      !this.#boundTypes(statement, parameters).originHas &&
+      ((this.#login as AgreedLogin).capabilities & codes.CLIENT_QUERY_ATTRIBUTES) !== 0
+    ) {
+      return false;
+    }
+    const parameterKey = this.#parameterKey(statement, parameters);
+    if (parameterKey === null) return false;
+    const entry = access.lookup(this.#executeKey(statement, parameterKey), this.#inTransaction);
     if (entry === undefined) return false;
     this.#serve(entry);
     return true;
@@ -724,10 +763,9 @@ export class MysqlSession implements ControlledSession {
     const cursor = command.flags !== 0;
     const key = this.#key as SessionKey;
     const database = statement.database;
-    const keyParts = (): string[] => ['X', database ?? '', statement.sql, parameters ?? ''];
     if (analysis.cacheable && parameters !== null && !longData && !cursor && database !== null) {
       if (key.known && this.#mayUseCache() && (bound.originHas || rewritable)) {
-        const entry = access.lookup(requestKey(key.id ?? '', keyParts()), this.#inTransaction);
+        const entry = access.lookup(this.#executeKey(statement, parameters), this.#inTransaction);
         if (entry !== undefined) return this.#serve(entry);
       }
       if (this.#probeFirst()) {
@@ -742,7 +780,7 @@ export class MysqlSession implements ControlledSession {
         const sent = () => {
           if (typed.types !== null) statement.originTypes = typed.types;
         };
-        const missKey = requestKey(key.id ?? '', keyParts());
+        const missKey = this.#executeKey(statement, parameters);
         return this.#miss(missKey, analysis, policy, typed.wire, database, sent);
       }
       wire = typed.wire;
@@ -826,26 +864,36 @@ export class MysqlSession implements ControlledSession {
 
   // The parameter part of an EXECUTE's key: null bitmap, types (sent now, or last time) and values.
   // Null when the layout cannot be read yet (the statement's PREPARE is still unanswered).
+  // With types bound ('B'), the parameter bytes hold the types (2 bytes each; MariaDB may send more
+  // with MARIADB_CLIENT_EXTENDED_TYPE_INFO, inside the values then): the whole of them is keyed. An
+  // EXECUTE without them ('U') is keyed by the last ones sent, whose length the key states, then
+  // its parameter bytes. The bitmap's length is fixed by the statement, so the two never collide.
   #parameterKey(statement: Prepared, parameters: Buffer): string | null {
     if (statement.params < 0) return null;
     if (statement.params === 0) return '';
     const bitmap = (statement.params + 7) >> 3;
     if (parameters.length < bitmap + 1) return null;
-    const bound = parameters[bitmap] === 1;
-    let types: Buffer | null;
-    let values: Buffer;
-    if (bound) {
-      // Types are 2 bytes each (MariaDB may send more with MARIADB_CLIENT_EXTENDED_TYPE_INFO,
-      // which is inside the values then): the whole rest is keyed, so nothing is lost.
-      types = parameters.subarray(bitmap + 1, bitmap + 1 + statement.params * 2);
-      statement.types = Buffer.from(types);
-      values = parameters.subarray(bitmap + 1);
-    } else {
-      types = statement.types;
-      values = parameters.subarray(bitmap + 1);
-      if (types === null) return null;
+    if (parameters[bitmap] === 1) {
+      const types = parameters.subarray(bitmap + 1, bitmap + 1 + statement.params * 2);
+      if (statement.types === null || !statement.types.equals(types)) {
+        statement.types = Buffer.from(types);
+        statement.typesKey = `U${types.length}:${latin1(types)}`;
+      }
+      return `B${latin1(parameters)}`;
     }
-    return `${latin1(parameters.subarray(0, bitmap))}\u0000${latin1(types)}\u0000${latin1(values)}`;
+    if (statement.types === null) return null;
+    return statement.typesKey + latin1(parameters);
+  }
+
+  // An EXECUTE's key: the session's key, the statement (database and text), its parameters. The
+  // part before the parameters is made once per statement and session key.
+  #executeKey(statement: Prepared, parameters: string): string {
+    const id = (this.#key as SessionKey).id ?? '';
+    if (statement.keyPrefixFor !== id) {
+      statement.keyPrefix = requestKey(id, ['X', statement.database ?? '', statement.sql, '']);
+      statement.keyPrefixFor = id;
+    }
+    return statement.keyPrefix + parameters;
   }
 
   #statement(id: number): Prepared | null {
@@ -1069,7 +1117,7 @@ export class MysqlSession implements ControlledSession {
   #serve(entry: CacheEntry): undefined {
     (this.#access as CacheAccess).countHit(entry, this.#arrivedAt);
     if (this.#queue.length === 0) {
-      this.#out.push(this.#hitBytes(entry));
+      this.#pushOut(this.#hitBytes(entry));
       return undefined;
     }
     const pending = this.#pending('result');
@@ -1214,7 +1262,7 @@ export class MysqlSession implements ControlledSession {
       const head = this.#queue[0] as Pending;
       if (head.local === null) break;
       this.#queue.shift();
-      this.#out.push('entry' in head.local ? this.#hitBytes(head.local.entry) : head.local.bytes);
+      this.#pushOut('entry' in head.local ? this.#hitBytes(head.local.entry) : head.local.bytes);
     }
     this.#queueMoved();
   }
@@ -1256,14 +1304,18 @@ export class MysqlSession implements ControlledSession {
       if (refusal !== null) return this.#refuse(codes.ER_ACCESS_DENIED_ERROR, '28000', refusal);
     }
     const reader = pending.reader;
-    const step = reader.next(packet.payload);
-    const wire = wireBytes(packet, chunk);
+    const payload = packet.payload;
+    const step = reader.next(payload);
     if (pending.probe !== null) {
       // The probe's rows are the only text rows with two columns after its definitions: the
       // reader's state says which packets are rows only by position, so rows are taken as the
       // packets between the column EOF and the final one.
-      pending.probe.rows.push(packet.payload);
+      pending.probe.rows.push(payload);
+    } else if (pending.capture === null && inChunk(packet, chunk)) {
+      const end = payload.byteOffset + payload.length;
+      this.#pushRange(payload.buffer, payload.byteOffset - codes.PACKET_HEADER_BYTES, end);
     } else {
+      const wire = wireBytes(packet, chunk);
       if (pending.capture !== null) {
         pending.packetStarts.push(pending.capture.bytes);
         (this.#access as CacheAccess).append(pending.capture, wire);
@@ -1373,23 +1425,32 @@ export class MysqlSession implements ControlledSession {
     }
   }
 
-  // Consecutive views of one origin chunk go out as one write.
+  // What the client gets next: #out, then a run of consecutive bytes of one buffer (most often
+  // the packets of one origin chunk), kept as a range until something else follows or it is sent.
   #pushOut(bytes: Buffer): void {
-    const last = this.#out[this.#out.length - 1];
-    if (
-      last !== undefined &&
-      last.buffer === bytes.buffer &&
-      last.byteOffset + last.length === bytes.byteOffset
-    ) {
-      this.#out[this.#out.length - 1] = Buffer.from(
-        last.buffer,
-        last.byteOffset,
-        last.length + bytes.length,
-      );
+    this.#pushRange(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.length);
+  }
+
+  #pushRange(buffer: ArrayBufferLike, start: number, end: number): void {
+    if (this.#runBuffer === buffer && this.#runEnd === start) {
+      this.#runEnd = end;
       return;
     }
-    this.#out.push(bytes);
+    this.#closeRun();
+    this.#runBuffer = buffer;
+    this.#runStart = start;
+    this.#runEnd = end;
   }
+
+  #closeRun(): void {
+    if (this.#runBuffer === null) return;
+    this.#out.push(Buffer.from(this.#runBuffer, this.#runStart, this.#runEnd - this.#runStart));
+    this.#runBuffer = null;
+  }
+
+  #runBuffer: ArrayBufferLike | null = null;
+  #runStart = 0;
+  #runEnd = 0;
 
   #flushOrigin(): void {
     const frames = this.#toOrigin;
@@ -1419,6 +1480,7 @@ export class MysqlSession implements ControlledSession {
 
   #flush(): void {
     this.#flushOrigin();
+    this.#closeRun();
     const out = this.#out;
     if (out.length === 0 || this.#step === 'closed' || this.#holding > 0) return;
     this.#out = [];
@@ -1504,16 +1566,27 @@ function latin1(bytes: Buffer): string {
   return bytes.toString('latin1');
 }
 
+// A COM_QUERY's key: the session's key and the statement's bytes (as requestKey would join them).
+function queryKey(sessionKeyId: string, payload: Buffer): string {
+  return `${sessionKeyId}\u0000Q\u0000${latin1(payload)}`;
+}
+
+// Whether a packet arrived whole in `chunk`, its header right before its payload.
+function inChunk(packet: Packet, chunk: Buffer): boolean {
+  const payload = packet.payload;
+  return (
+    packet.pieces === 1 &&
+    payload.buffer === chunk.buffer &&
+    payload.byteOffset - codes.PACKET_HEADER_BYTES >= chunk.byteOffset &&
+    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
+  );
+}
+
 // A packet's bytes on the wire: a view of the chunk when it arrived whole in it, else rebuilt.
 function wireBytes(packet: Packet, chunk: Buffer): Buffer {
   const payload = packet.payload;
-  const start = payload.byteOffset - codes.PACKET_HEADER_BYTES;
-  if (
-    packet.pieces === 1 &&
-    payload.buffer === chunk.buffer &&
-    start >= chunk.byteOffset &&
-    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
-  ) {
+  if (inChunk(packet, chunk)) {
+    const start = payload.byteOffset - codes.PACKET_HEADER_BYTES;
     return Buffer.from(chunk.buffer, start, payload.length + codes.PACKET_HEADER_BYTES);
   }
   return serialize.packet(packet.sequenceId, payload);
