@@ -445,6 +445,61 @@ describe('prepared statements answered from the cache', () => {
     a.client.destroy();
     b.client.destroy();
   });
+
+  // The same value bytes read as another type are another value: the types an EXECUTE is bound
+  // with are in its key, whether it sends them or leaves them out (the last ones sent then).
+  it('the same parameter bytes under other types are another entry, sent or left out', async () => {
+    const sql = `select name from ${ROWS} where id = ? order by id`;
+    const LONGLONG = 0x08;
+    const DOUBLE = 0x05;
+    const execute = (statementId: number, type: number | null) => {
+      const head = Buffer.alloc(9);
+      head.writeUInt32LE(statementId, 0);
+      head.writeUInt32LE(1, 5);
+      const value = Buffer.alloc(8);
+      value.writeBigInt64LE(1n); // as LONGLONG 1; as DOUBLE 5e-324, which no id equals
+      return Buffer.concat([
+        head,
+        Buffer.from([0]), // NULL bitmap
+        Buffer.from([type === null ? 0 : 1]),
+        type === null ? Buffer.alloc(0) : Buffer.from([type, 0x00]),
+        value,
+      ]);
+    };
+    const client = await RawMysqlClient.login(edge.port, {
+      user: `${CACHE}-root`,
+      database: 'test',
+    });
+    client.command(codes.COM_STMT_PREPARE, sql);
+    const ok = await client.next();
+    expect(ok.payload[0]).toBe(codes.OK_HEADER);
+    await client.until((packet) => packet.payload[0] === codes.EOF_HEADER);
+    await client.until((packet) => packet.payload[0] === codes.EOF_HEADER);
+    const id = ok.payload.readUInt32LE(1);
+    const run = async (type: number | null) => {
+      client.command(codes.COM_STMT_EXECUTE, execute(id, type));
+      const first = await client.next();
+      expect(errorOf(first)).toBeNull();
+      await client.until((packet) => packet.payload[0] === codes.EOF_HEADER);
+      const rows = await client.until((packet) => packet.payload[0] === codes.EOF_HEADER);
+      return rows
+        .slice(0, -1)
+        .map((row) => row.payload.subarray(3, 3 + row.payload[2]!).toString());
+    };
+    const hits = () => edge.runtime.stats(CACHE).hits;
+    expect(await run(LONGLONG)).toEqual(['anvil']);
+    expect(await run(DOUBLE)).toEqual([]);
+    const before = hits();
+    // Left out: the last types sent (DOUBLE) apply, at the origin and in the key.
+    expect(await run(null)).toEqual([]);
+    expect(await run(null)).toEqual([]);
+    expect(await run(LONGLONG)).toEqual(['anvil']);
+    expect(await run(null)).toEqual(['anvil']);
+    expect(await run(DOUBLE)).toEqual([]);
+    expect(await run(null)).toEqual([]);
+    expect(hits()).toBeGreaterThanOrEqual(before + 4);
+    client.destroy();
+  });
 });
 
 describe('large packets, LOAD DATA LOCAL', () => {

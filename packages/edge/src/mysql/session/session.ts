@@ -885,12 +885,14 @@ export class MysqlSession implements ControlledSession {
     return statement.typesKey + latin1(parameters);
   }
 
-  // An EXECUTE's key: the session's key, the statement (database and text), its parameters. The
-  // part before the parameters is made once per statement and session key.
+  // An EXECUTE's key: the session's key, the statement (database, and text with its length, so
+  // that a NUL in it cannot run into the parameters), its parameters. The part before the
+  // parameters is made once per statement and session key.
   #executeKey(statement: Prepared, parameters: string): string {
     const id = (this.#key as SessionKey).id ?? '';
     if (statement.keyPrefixFor !== id) {
-      statement.keyPrefix = requestKey(id, ['X', statement.database ?? '', statement.sql, '']);
+      const { database, sql } = statement;
+      statement.keyPrefix = requestKey(id, ['E', database ?? '', `${sql.length}:${sql}`, '']);
       statement.keyPrefixFor = id;
     }
     return statement.keyPrefix + parameters;
