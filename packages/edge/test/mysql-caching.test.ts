@@ -493,6 +493,41 @@ describe('rules and metrics', () => {
     expect(stats()).toEqual({ hits: 0, misses: 0, uncacheable: 4 });
   });
 
+  it('with caching off, a KILL QUERY after white space, in any case, still takes the edge id', async () => {
+    edge.source.set(cache({ defaultMode: 'off' }));
+    const a = await viaEdge();
+    const b = await viaEdge();
+    const sleeping = a.query('SELECT SLEEP(10) AS slept').then(
+      () => ({ errno: 0 }),
+      (error: { errno?: number }) => ({ errno: error.errno }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await b.query(` \n\t kill   query ${a.threadId}`);
+    expect(await sleeping).toEqual({ errno: 1317 }); // ER_QUERY_INTERRUPTED
+  });
+
+  // Caching off relays statements without following their effects on the session's state: such a
+  // session must not cache once caching is on, or it would store under a key that lies.
+  it.each(MODES)(
+    'a session that ran with caching off never caches, even once it is on (%s)',
+    async (mode) => {
+      edge.source.set(cache({ defaultMode: 'off' }));
+      const t = await freshTable();
+      const read = `SELECT CONCAT(v, ' ', FROM_UNIXTIME(0)) AS v FROM ${t} WHERE id = 1`;
+      const shifted = await viaEdge();
+      if (mode === 'query') await shifted.query("SET time_zone = '+05:00'");
+      else await shifted.execute("SET time_zone = '+05:00'");
+      edge.source.set(cache());
+      expect(await value(shifted, mode, read)).toBe('one 1970-01-01 05:00:00');
+      expect(await value(shifted, mode, read)).toBe('one 1970-01-01 05:00:00');
+      const plain = await viaEdge();
+      await plain.query("SET time_zone = '+00:00'");
+      expect(await value(plain, mode, read)).toBe('one 1970-01-01 00:00:00');
+      expect(await value(plain, mode, read)).toBe('one 1970-01-01 00:00:00');
+      expect(stats()).toMatchObject({ hits: 1, misses: 1 });
+    },
+  );
+
   it('a table rule set to off keeps that table, and joins with it, uncached', async () => {
     const off = await freshTable();
     const on = await freshTable();

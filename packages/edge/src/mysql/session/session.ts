@@ -535,8 +535,32 @@ export class MysqlSession implements ControlledSession {
       return undefined;
     }
     const login = this.#login as AgreedLogin;
+    if ((this.#access as CacheAccess).cache.rules.neverCaches && this.#relayUncached(payload)) {
+      this.#send(wireBytes(packet, chunk), this.#pending('result', { writes: 'all' }));
+      return undefined;
+    }
     const command = decodeCommand(payload, login.capabilities);
     return this.#onCommand(command, packet, wireBytes(packet, chunk));
+  }
+
+  // Caching off: a query (but a KILL, whose id the edge translates) or an EXECUTE goes to the
+  // origin undecoded. Its effects are not followed, so the session caches nothing from then on, even
+  // should caching be turned on; its writes are unknown, so they invalidate the whole cache (another
+  // node may still have caching on). True when the caller is to relay it so.
+  #relayUncached(payload: Buffer): boolean {
+    const command = payload[0];
+    if (command === codes.COM_QUERY) {
+      const capabilities = (this.#login as AgreedLogin).capabilities;
+      if ((capabilities & codes.CLIENT_QUERY_ATTRIBUTES) !== 0 || mayBeKill(payload)) return false;
+    } else if (command === codes.COM_STMT_EXECUTE) {
+      if (payload.length < 5) return false;
+    } else {
+      return false;
+    }
+    (this.#access as CacheAccess).countUncacheable();
+    this.#unprobeable = true;
+    this.#queries += 1;
+    return true;
   }
 
   // A packet that is not a command: a LOCAL INFILE's file, or an authentication round's answer.
@@ -669,7 +693,7 @@ export class MysqlSession implements ControlledSession {
     if (access.cache.rules.neverCaches) {
       access.countUncacheable();
       const kill = KILL_STATEMENT.exec(sql);
-      if (kill !== null) return this.#onKill(Number(kill[2]), kill[1] ?? 'CONNECTION', wire);
+      if (kill !== null) return this.#onKill(Number(kill[2]), killKind(kill[1]), wire);
       this.#unprobeable = true;
       this.#send(wire, this.#pending('result', { writes: 'all' }));
       return undefined;
@@ -684,7 +708,7 @@ export class MysqlSession implements ControlledSession {
       }
     } else {
       const kill = KILL_STATEMENT.exec(sql);
-      if (kill !== null) return this.#onKill(Number(kill[2]), kill[1] ?? 'CONNECTION', wire);
+      if (kill !== null) return this.#onKill(Number(kill[2]), killKind(kill[1]), wire);
     }
     this.#countTemplate(analysis);
     access.countUncacheable();
@@ -745,9 +769,11 @@ export class MysqlSession implements ControlledSession {
     const access = this.#access as CacheAccess;
     const statement = this.#statement(command.statementId);
     if (statement === null || access.cache.rules.neverCaches) {
-      // A statement the edge did not see prepared: it may write anything.
+      // A statement the edge did not see prepared: it may write anything. Caching off: its effects
+      // are not followed (see #relayUncached).
       access.countUncacheable();
       if (statement === null) (this.#key as SessionKey).note('taints');
+      else this.#unprobeable = true;
       this.#send(wire, this.#pending('result', { writes: 'all' }));
       return undefined;
     }
@@ -948,7 +974,7 @@ export class MysqlSession implements ControlledSession {
 
   // KILL [QUERY|CONNECTION] n, or COM_PROCESS_KILL: n is the id the edge gave a client; the origin
   // knows its own connection by another. Ids the edge did not give go to the origin unchanged.
-  #onKill(id: number, kind: 'QUERY' | 'CONNECTION' | false | string, wire: Buffer): undefined {
+  #onKill(id: number, kind: 'QUERY' | 'CONNECTION' | false, wire: Buffer): undefined {
     this.#block();
     this.#runtime.cancelKeys
       .lookup(killKey(id))
@@ -1566,6 +1592,22 @@ function prepend(first: Buffer, socket: net.Socket): Duplex {
 
 function latin1(bytes: Buffer): string {
   return bytes.toString('latin1');
+}
+
+// KILL's own word, in any case: QUERY, or CONNECTION (also when left out).
+function killKind(word: string | undefined): 'QUERY' | 'CONNECTION' {
+  return word?.toUpperCase() === 'QUERY' ? 'QUERY' : 'CONNECTION';
+}
+
+// Whether a COM_QUERY's text may start with KILL (so it must be decoded): the first byte after ASCII
+// white space is a K, or outside ASCII.
+function mayBeKill(payload: Buffer): boolean {
+  for (let i = 1; i < payload.length; i += 1) {
+    const byte = payload[i] as number;
+    if (byte === 0x20 || (byte >= 0x09 && byte <= 0x0d)) continue;
+    return byte === 0x4b || byte === 0x6b || byte >= 0x80;
+  }
+  return false;
 }
 
 // A COM_QUERY's key: the session's key and the statement's bytes (as requestKey would join them).
