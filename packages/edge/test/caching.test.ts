@@ -271,6 +271,28 @@ describe('freshness', () => {
     await writer.query(`UPDATE ${schema}.items SET name = 'item 11' WHERE id = 11`);
   });
 
+  // A REPEATABLE READ or SERIALIZABLE transaction reads from the snapshot its first statement
+  // took: a read after another session's write returns the row as it was before that write, and
+  // must not be stored as fresh (nor served to others as the current row).
+  it.each(['REPEATABLE READ', 'SERIALIZABLE'])(
+    'a read inside a %s transaction is never stored fresher than its snapshot',
+    async (level) => {
+      const reader = await viaEdge();
+      const writer = await viaEdge();
+      const other = await viaEdge();
+      const read = `SELECT name FROM ${schema}.items WHERE id = 13`;
+      await reader.query(`BEGIN ISOLATION LEVEL ${level}`);
+      await reader.query(`SELECT count(*) FROM ${schema}.tags`); // takes the snapshot
+      await writer.query(`UPDATE ${schema}.items SET name = 'after' WHERE id = 13`);
+      expect((await reader.query(read)).rows).toEqual([{ name: 'item 13' }]);
+      expect((await reader.query(read)).rows).toEqual([{ name: 'item 13' }]);
+      await reader.query('COMMIT');
+      expect((await other.query(read)).rows).toEqual([{ name: 'after' }]);
+      expect((await reader.query(read)).rows).toEqual([{ name: 'after' }]);
+      await writer.query(`UPDATE ${schema}.items SET name = 'item 13' WHERE id = 13`);
+    },
+  );
+
   it('a write inside a rolled-back transaction invalidates nothing', async () => {
     const client = await viaEdge();
     const read = `SELECT name FROM ${schema}.items WHERE id = 12`;

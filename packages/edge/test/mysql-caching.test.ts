@@ -3,7 +3,7 @@
 // and the cache's rules and metrics.
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { queryHash, type EdgeCacheConfig, type EdgeRule } from '../src/index.ts';
 import { newCacheId } from './helpers/cache-config.ts';
 import { mariadbCache, startMysqlEdge, type RunningMysqlEdge } from './helpers/mysql-edge.ts';
@@ -87,6 +87,11 @@ beforeAll(async () => {
 beforeEach(() => {
   id = newCacheId();
   edge.source.set(cache());
+});
+
+// Each test's connections end with it (the origin allows only so many at once).
+afterEach(async () => {
+  await Promise.all(conns.splice(0).map((conn) => conn.end().catch(() => undefined)));
 });
 
 afterAll(async () => {
@@ -234,6 +239,47 @@ describe.each(MODES)('invalidation, with %s', (mode) => {
     await writer.query('COMMIT');
     expect(await read(reader, t)).toBe('pending');
     expect(await read(writer, t)).toBe('pending');
+  });
+
+  // REPEATABLE READ, MySQL's default: a transaction reads from the snapshot its first read took. A
+  // read after another session's write returns the row as it was before that write: it must not be
+  // stored as fresh (nor served to others as the current row). A read-only transaction's reads
+  // are cached, as read when it began.
+  it.each([
+    'START TRANSACTION',
+    'START TRANSACTION WITH CONSISTENT SNAPSHOT',
+    'SET autocommit = 0',
+  ])(
+    'a read inside a transaction (%s) is never stored fresher than its snapshot',
+    async (begin) => {
+      const t = await freshTable();
+      const reader = await viaEdge();
+      const writer = await viaEdge();
+      const other = await viaEdge();
+      await reader.query(begin);
+      await reader.query(`SELECT COUNT(*) FROM shared`); // takes the snapshot
+      await write(writer, t, 'after');
+      expect(await read(reader, t)).toBe('one');
+      expect(await read(reader, t)).toBe('one');
+      await reader.query('COMMIT');
+      if (begin.startsWith('SET')) await reader.query('SET autocommit = 1');
+      expect(await read(other, t)).toBe('after');
+      expect(await read(reader, t)).toBe('after');
+    },
+  );
+
+  it('a read-only transaction’s reads are stored, and served to the next one', async () => {
+    const t = await freshTable();
+    const first = await viaEdge();
+    const second = await viaEdge();
+    await first.query('START TRANSACTION');
+    expect(await read(first, t)).toBe('one');
+    await first.query('COMMIT');
+    const before = stats();
+    await second.query('START TRANSACTION');
+    expect(await read(second, t)).toBe('one');
+    await second.query('COMMIT');
+    expect(stats().hits).toBe(before.hits + 1);
   });
 
   it('a rolled-back transaction leaves the old value, and caching works after it', async () => {

@@ -149,7 +149,9 @@ export class CacheAccess {
       fingerprint: miss.fingerprint,
       policy: miss.policy,
       // Before the second level is asked: a write stamped while it answers keeps its entry out.
-      askedEpoch: results.epoch,
+      // Behind an open transaction or other commands in flight, the epoch they were sent at (see
+      // `sending`).
+      askedEpoch: this.#openSince ?? results.epoch,
       startedAt: performance.now(),
       pieces: [],
       bytes: 0,
@@ -261,6 +263,34 @@ export class CacheAccess {
   abandonMiss(capture: Capture): void {
     if (capture.leader) this.runtime.results.settle(capture.key, null);
   }
+
+  /**
+   * A command leaves for the origin: returns the epoch it is sent at (for `answered`). The first one
+   * sent since the session was last seen idle opens a span that lasts until an answer shows the
+   * session idle with nothing sent before it still in flight. A transaction's snapshot (REPEATABLE
+   * READ, SERIALIZABLE, MySQL's default) is taken no earlier than the span opened, and may miss
+   * writes stamped since: a miss in the span is stored as asked at its opening, never later.
+   */
+  sending(): bigint {
+    const epoch = this.runtime.results.epoch;
+    this.#openSince ??= epoch;
+    return epoch;
+  }
+
+  /**
+   * An answer ended. `idle`: the session is outside any transaction; `inFlight`: the epochs the
+   * commands still in flight were sent at (the span goes on from the oldest of them).
+   */
+  answered(idle: boolean, inFlight: Iterable<bigint | null>): void {
+    if (!idle) return;
+    let oldest: bigint | null = null;
+    for (const epoch of inFlight) {
+      if (epoch !== null && (oldest === null || epoch < oldest)) oldest = epoch;
+    }
+    this.#openSince = oldest;
+  }
+
+  #openSince: bigint | null = null;
 
   /** Whether the open transaction has written (or may have: 'all'). */
   get written(): boolean {

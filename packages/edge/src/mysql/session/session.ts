@@ -106,6 +106,8 @@ interface Pending {
   /** Capture: where each packet starts in the stored answer. */
   packetStarts: number[];
   writes: string[] | 'all' | null;
+  /** The epoch it was sent to the origin at (see CacheAccess.sending); null: not sent. */
+  sentEpoch: bigint | null;
   /** The edge's own state probe: its answer is read, not relayed. */
   probe: { mark: number; rows: Buffer[] } | null;
   prepare: Prepared | null;
@@ -1187,7 +1189,8 @@ export class MysqlSession implements ControlledSession {
       ...new Set(this.#reads(analysis, database).map((t) => `${t.schema}.${t.name}`.toLowerCase())),
     ];
     // Inside a transaction the origin answers from the transaction's snapshot (REPEATABLE READ),
-    // which may be older than the epoch the read is asked at: relayed to this session only.
+    // which may be older than the epoch the read is asked at: it is stored as read when the
+    // transaction began (CacheAccess.sending), and neither joins nor is joined by other sessions'.
     const snapshot = this.#inTransaction;
     const sharedText = (this.#key as SessionKey).sharedText;
     const start = access.startMiss({
@@ -1203,7 +1206,6 @@ export class MysqlSession implements ControlledSession {
           : { protocol: 'mysql', key: () => sharedText + key.slice(key.indexOf('\u0000')) },
     });
     if (start.kind === 'lead') {
-      if (snapshot) start.capture.ok = false;
       const pending = this.#pending('result');
       pending.capture = start.capture;
       this.#send(wire, pending);
@@ -1231,11 +1233,13 @@ export class MysqlSession implements ControlledSession {
           pending.capture = capture;
           pending.reader = new ResponseReader('result', this.#deprecateEof);
           this.#toOrigin.push(wire);
+          pending.sentEpoch = access.sending();
         } else {
           // The leader's answer could not be stored: ask the origin, in order.
           access.countUncacheable();
           pending.reader = new ResponseReader('result', this.#deprecateEof);
           this.#toOrigin.push(wire);
+          pending.sentEpoch = access.sending();
           sent();
         }
         this.#flushLocal();
@@ -1265,6 +1269,7 @@ export class MysqlSession implements ControlledSession {
       capture: null,
       packetStarts: [],
       writes: fields.writes ?? null,
+      sentEpoch: null,
       probe: null,
       prepare: fields.prepare ?? null,
       changeUser: fields.changeUser ?? null,
@@ -1275,6 +1280,7 @@ export class MysqlSession implements ControlledSession {
   #send(wire: Buffer, pending: Pending): void {
     this.#queue.push(pending);
     this.#toOrigin.push(wire);
+    pending.sentEpoch = this.#access?.sending() ?? null;
   }
 
   #answerHere(bytes: Buffer): void {
@@ -1361,8 +1367,12 @@ export class MysqlSession implements ControlledSession {
     this.#queue.shift();
     const reader = pending.reader as ResponseReader;
     if (reader.statusFlags >= 0) this.#statusFlags = reader.statusFlags;
-    if (pending.probe !== null) return this.#probed(pending, reader);
     const access = this.#access as CacheAccess;
+    access.answered(
+      !this.#inTransaction,
+      this.#queue.map((queued) => queued.sentEpoch),
+    );
+    if (pending.probe !== null) return this.#probed(pending, reader);
     if (pending.prepare !== null && reader.prepared !== null) {
       pending.prepare.id = reader.prepared.statementId;
       pending.prepare.params = reader.prepared.params;

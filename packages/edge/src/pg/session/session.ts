@@ -125,6 +125,8 @@ interface Exchange {
   // True when every statement it holds is known, one by one, not to begin or end a transaction
   // block (null: no statement seen; false: one may, or one could not be analysed).
   keepsBlock: boolean | null;
+  /** The epoch it was sent to the origin at (see CacheAccess.sending); null: not sent. */
+  sentEpoch: bigint | null;
 }
 
 // The calls of one exchange, checked by the probe behind it (shared by both exchanges).
@@ -824,6 +826,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           const frames = miss.frames();
           this.#takeInjected(exchange);
           for (const frame of frames) this.#writeOrigin(frame);
+          exchange.sentEpoch = this.#access?.sending() ?? null;
         } else {
           // The leader's answer could not be stored: ask the origin ourselves, in order.
           exchange.result = 'uncacheable';
@@ -832,6 +835,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           exchange.result = 'uncacheable';
           this.#takeInjected(exchange);
           for (const frame of frames) this.#writeOrigin(frame);
+          exchange.sentEpoch = this.#access?.sending() ?? null;
         }
         this.#flushLocal();
         this.#unblock();
@@ -1054,6 +1058,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#probing += 1;
     this.#queue.push(exchange);
     this.#writeOrigin(stateProbe(names, this.#runtime.codeHints.get(this.#originScope)));
+    exchange.sentEpoch = this.#access?.sending() ?? null;
   }
 
   // Whether, once everything sent has been answered, the session will still be inside the
@@ -1167,6 +1172,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       fingerprint: '',
       probe: null,
       keepsBlock: null,
+      sentEpoch: null,
     };
   }
 
@@ -1179,6 +1185,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#takeInjected(exchange);
     this.#queue.push(exchange);
     for (const frame of frames) this.#writeOrigin(frame);
+    exchange.sentEpoch = this.#access?.sending() ?? null;
   }
 
   // Frames for the origin are batched and written once per batch of client input: pgbench's five
@@ -1302,6 +1309,10 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #complete(status: number): void {
     const exchange = this.#queue.shift();
     this.#txStatus = String.fromCharCode(status) as TransactionStatus;
+    this.#access?.answered(
+      this.#txStatus === 'I',
+      this.#queue.map((queued) => queued.sentEpoch),
+    );
     if (exchange === undefined) return;
     if (exchange.probe !== null) return this.#probed(exchange);
     // Functions no probe will read (the session ended its exchange some other way).
