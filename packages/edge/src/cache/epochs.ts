@@ -48,9 +48,10 @@ export class EpochTable {
   }
 
   /** Marks `slots` as written now. A slot never moves back, even when two writers race. */
-  stamp(slots: Iterable<number>): void {
+  stamp(slots: readonly number[]): void {
     const epoch = Atomics.add(this.#slots, COUNTER, 1n) + 1n;
-    for (const slot of slots) {
+    for (let i = 0; i < slots.length; i += 1) {
+      const slot = slots[i] as number;
       let seen = Atomics.load(this.#slots, slot);
       // Stryker disable next-line EqualityOperator: at seen === epoch one more exchange stores the same value
       while (seen < epoch) {

@@ -278,13 +278,14 @@ export class CacheAccess {
   }
 
   /**
-   * An answer ended. `idle`: the session is outside any transaction; `inFlight`: the epochs the
-   * commands still in flight were sent at (the span goes on from the oldest of them).
+   * An answer ended. `idle`: the session is outside any transaction; `inFlight`: the commands still
+   * in flight, with the epoch each was sent at (the span goes on from the oldest of them).
    */
-  answered(idle: boolean, inFlight: Iterable<bigint | null>): void {
+  answered(idle: boolean, inFlight: readonly { readonly sentEpoch: bigint | null }[]): void {
     if (!idle) return;
     let oldest: bigint | null = null;
-    for (const epoch of inFlight) {
+    for (let i = 0; i < inFlight.length; i += 1) {
+      const epoch = (inFlight[i] as { readonly sentEpoch: bigint | null }).sentEpoch;
       if (epoch !== null && (oldest === null || epoch < oldest)) oldest = epoch;
     }
     this.#openSince = oldest;

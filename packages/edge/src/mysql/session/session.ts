@@ -1368,10 +1368,7 @@ export class MysqlSession implements ControlledSession {
     const reader = pending.reader as ResponseReader;
     if (reader.statusFlags >= 0) this.#statusFlags = reader.statusFlags;
     const access = this.#access as CacheAccess;
-    access.answered(
-      !this.#inTransaction,
-      this.#queue.map((queued) => queued.sentEpoch),
-    );
+    access.answered(!this.#inTransaction, this.#queue);
     if (pending.probe !== null) return this.#probed(pending, reader);
     if (pending.prepare !== null && reader.prepared !== null) {
       pending.prepare.id = reader.prepared.statementId;

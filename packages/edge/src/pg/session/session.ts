@@ -1309,10 +1309,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #complete(status: number): void {
     const exchange = this.#queue.shift();
     this.#txStatus = String.fromCharCode(status) as TransactionStatus;
-    this.#access?.answered(
-      this.#txStatus === 'I',
-      this.#queue.map((queued) => queued.sentEpoch),
-    );
+    this.#access?.answered(this.#txStatus === 'I', this.#queue);
     if (exchange === undefined) return;
     if (exchange.probe !== null) return this.#probed(exchange);
     // Functions no probe will read (the session ended its exchange some other way).
