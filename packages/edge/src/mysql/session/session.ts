@@ -1487,13 +1487,14 @@ export class MysqlSession implements ControlledSession {
   #runStart = 0;
   #runEnd = 0;
 
+  // The arrays of pending writes are emptied and kept, not replaced: one write each per turn.
   #flushOrigin(): void {
     const frames = this.#toOrigin;
     const origin = this.#origin;
     if (frames.length === 0 || origin === null) return;
-    this.#toOrigin = [];
-    const ok = origin.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
-    if (!ok) this.#client.pause();
+    const bytes = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames);
+    frames.length = 0;
+    if (!origin.write(bytes)) this.#client.pause();
   }
 
   // With other edge nodes, a writer's answer waits until they can know of its write: reading from
@@ -1518,14 +1519,11 @@ export class MysqlSession implements ControlledSession {
     this.#closeRun();
     const out = this.#out;
     if (out.length === 0 || this.#step === 'closed' || this.#holding > 0) return;
-    this.#out = [];
-    const client = this.#client;
-    for (const piece of out) this.#bytesOut += piece.length;
-    const ok = client.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
-    if (!ok) {
-      this.#origin?.pause();
-      client.once('drain', () => this.#origin?.resume());
-    }
+    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    out.length = 0;
+    this.#bytesOut += bytes.length;
+    // The client's 'drain' resumes the origin (see #attachClient).
+    if (!this.#client.write(bytes)) this.#origin?.pause();
   }
 
   #refuse(code: number, sqlState: string, message: string): void {
