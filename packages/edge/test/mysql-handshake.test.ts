@@ -43,6 +43,7 @@ const asPacket = (sequenceId: number, payload: Buffer): Packet => ({
   lastSequenceId: sequenceId,
   pieces: 1,
   payload,
+  chunkOffset: -1,
 });
 
 function login(

@@ -67,6 +67,41 @@ describe('framing', () => {
     const packets = collect(new PacketParser(), [stream]);
     expect(packets[0]?.payload.buffer).toBe(stream.buffer);
   });
+
+  // The edge relays a packet as the chunk's bytes at chunkOffset: they must be exactly the packet
+  // as framed (header and payload) whenever it is given, at every split point of the stream.
+  it('gives where a packet whole in its chunk starts there, and -1 for one that is not', () => {
+    const framed = payloads.map((payload, i) => serialize.packet(i, payload));
+    for (let at = 0; at <= stream.length; at++) {
+      const parser = new PacketParser();
+      const chunks = [stream.subarray(0, at), stream.subarray(at)];
+      const seen: { packet: Packet; chunk: Buffer }[] = [];
+      for (const chunk of chunks) {
+        parser.parse(chunk, (packet) => void seen.push({ packet, chunk }));
+      }
+      let whole = 0;
+      seen.forEach(({ packet, chunk }, i) => {
+        const wire = framed[i] as Buffer;
+        if (packet.chunkOffset < 0) return;
+        whole += 1;
+        const bytes = chunk.subarray(packet.chunkOffset, packet.chunkOffset + wire.length);
+        expect(bytes.equals(wire)).toBe(true);
+      });
+      // Only the packet the split cuts lacks one.
+      expect(whole).toBeGreaterThanOrEqual(payloads.length - 1);
+      if (at === 0 || at === stream.length) expect(whole).toBe(payloads.length);
+    }
+  });
+
+  it('gives no chunk offset to a packet joined from pieces or completed from an earlier chunk', () => {
+    const one = serialize.packet(0, serverPayloads[0] as Buffer);
+    const [first] = collect(new PacketParser(), [one.subarray(0, 3), one.subarray(3)]);
+    expect(first?.chunkOffset).toBe(-1);
+    const big = Buffer.alloc(PIECE + 3, 7);
+    const [joined] = collect(new PacketParser(), [serialize.packet(0, big)]);
+    expect(joined?.pieces).toBe(2);
+    expect(joined?.chunkOffset).toBe(-1);
+  });
 });
 
 describe('packets of 16 MiB and more', () => {

@@ -21,6 +21,11 @@ export interface Packet {
    * caller must not mutate it.
    */
   payload: Buffer;
+  /**
+   * Where its header starts in the chunk given to the `parse` call that emitted it, when the whole
+   * packet (header and payload, one piece) is in that chunk; -1 when it is not.
+   */
+  chunkOffset: number;
 }
 
 export interface PacketParserOptions {
@@ -90,20 +95,21 @@ export class PacketParser {
         buffer = Buffer.concat([this.#held, chunk]);
         this.#held = null;
       }
-      this.#parse(buffer, onPacket);
+      this.#parse(buffer, onPacket, buffer === chunk);
     } catch (error) {
       if (error instanceof ProtocolError) this.#failure = error;
       throw error;
     }
   }
 
-  #parse(buffer: Buffer, onPacket: PacketCallback): void {
+  // `direct`: `buffer` is the caller's chunk itself (nothing was held from before).
+  #parse(buffer: Buffer, onPacket: PacketCallback, direct: boolean): void {
     let offset = 0;
     const end = buffer.length;
     if (this.#headerFilled > 0) {
       offset = this.#fillPartial(buffer);
       if (this.#headerFilled > 0) return;
-      if (this.#emitPiece(this.#pieceSequence, this.#takeSlices(), onPacket)) {
+      if (this.#emitPiece(this.#pieceSequence, this.#takeSlices(), onPacket, -1)) {
         return this.#hold(buffer, offset);
       }
     }
@@ -113,8 +119,9 @@ export class PacketParser {
       const start = offset + PACKET_HEADER_BYTES;
       if (end - start < length) break;
       const sequence = buffer[offset + 3] as number;
+      const header = direct ? offset : -1;
       offset = start + length;
-      if (this.#emitPiece(sequence, buffer.subarray(start, offset), onPacket)) {
+      if (this.#emitPiece(sequence, buffer.subarray(start, offset), onPacket, header)) {
         return this.#hold(buffer, offset);
       }
     }
@@ -160,7 +167,12 @@ export class PacketParser {
   }
 
   // Returns true when the callback asked to pause.
-  #emitPiece(sequence: number, payload: Buffer, onPacket: PacketCallback): boolean {
+  #emitPiece(
+    sequence: number,
+    payload: Buffer,
+    onPacket: PacketCallback,
+    chunkOffset: number,
+  ): boolean {
     if (this.#pieces.length > 0 && sequence !== ((this.#lastSequence + 1) & 0xff)) {
       throw new ProtocolError(
         `packets out of order: piece ${sequence} after ${this.#lastSequence}`,
@@ -177,7 +189,7 @@ export class PacketParser {
     }
     let packet: Packet;
     if (this.#pieces.length === 0) {
-      packet = { sequenceId: sequence, lastSequenceId: sequence, pieces: 1, payload };
+      packet = { sequenceId: sequence, lastSequenceId: sequence, pieces: 1, payload, chunkOffset };
     } else {
       this.#pieces.push(payload);
       packet = {
@@ -185,6 +197,7 @@ export class PacketParser {
         lastSequenceId: sequence,
         pieces: this.#pieces.length,
         payload: Buffer.concat(this.#pieces, this.#piecesBytes + payload.length),
+        chunkOffset: -1,
       };
       this.#pieces = [];
       this.#piecesBytes = 0;

@@ -1345,9 +1345,9 @@ export class MysqlSession implements ControlledSession {
       // reader's state says which packets are rows only by position, so rows are taken as the
       // packets between the column EOF and the final one.
       pending.probe.rows.push(payload);
-    } else if (pending.capture === null && inChunk(packet, chunk)) {
-      const end = payload.byteOffset + payload.length;
-      this.#pushRange(payload.buffer, payload.byteOffset - codes.PACKET_HEADER_BYTES, end);
+    } else if (pending.capture === null && packet.chunkOffset >= 0) {
+      const start = packet.chunkOffset;
+      this.#pushRange(chunk, start, start + codes.PACKET_HEADER_BYTES + payload.length);
     } else {
       const wire = wireBytes(packet, chunk);
       if (pending.capture !== null) {
@@ -1463,27 +1463,29 @@ export class MysqlSession implements ControlledSession {
   // What the client gets next: #out, then a run of consecutive bytes of one buffer (most often
   // the packets of one origin chunk), kept as a range until something else follows or it is sent.
   #pushOut(bytes: Buffer): void {
-    this.#pushRange(bytes.buffer, bytes.byteOffset, bytes.byteOffset + bytes.length);
+    this.#pushRange(bytes, 0, bytes.length);
   }
 
-  #pushRange(buffer: ArrayBufferLike, start: number, end: number): void {
-    if (this.#runBuffer === buffer && this.#runEnd === start) {
+  #pushRange(source: Buffer, start: number, end: number): void {
+    if (this.#runSource === source && this.#runEnd === start) {
       this.#runEnd = end;
       return;
     }
     this.#closeRun();
-    this.#runBuffer = buffer;
+    this.#runSource = source;
     this.#runStart = start;
     this.#runEnd = end;
   }
 
   #closeRun(): void {
-    if (this.#runBuffer === null) return;
-    this.#out.push(Buffer.from(this.#runBuffer, this.#runStart, this.#runEnd - this.#runStart));
-    this.#runBuffer = null;
+    const source = this.#runSource;
+    if (source === null) return;
+    const whole = this.#runStart === 0 && this.#runEnd === source.length;
+    this.#out.push(whole ? source : source.subarray(this.#runStart, this.#runEnd));
+    this.#runSource = null;
   }
 
-  #runBuffer: ArrayBufferLike | null = null;
+  #runSource: Buffer | null = null;
   #runStart = 0;
   #runEnd = 0;
 
@@ -1620,25 +1622,13 @@ function queryKey(sessionKeyId: string, payload: Buffer): string {
   return `${sessionKeyId}\u0000Q\u0000${latin1(payload)}`;
 }
 
-// Whether a packet arrived whole in `chunk`, its header right before its payload.
-function inChunk(packet: Packet, chunk: Buffer): boolean {
-  const payload = packet.payload;
-  return (
-    packet.pieces === 1 &&
-    payload.buffer === chunk.buffer &&
-    payload.byteOffset - codes.PACKET_HEADER_BYTES >= chunk.byteOffset &&
-    payload.byteOffset + payload.length <= chunk.byteOffset + chunk.length
-  );
-}
-
 // A packet's bytes on the wire: a view of the chunk when it arrived whole in it, else rebuilt.
 function wireBytes(packet: Packet, chunk: Buffer): Buffer {
-  const payload = packet.payload;
-  if (inChunk(packet, chunk)) {
-    const start = payload.byteOffset - codes.PACKET_HEADER_BYTES;
-    return Buffer.from(chunk.buffer, start, payload.length + codes.PACKET_HEADER_BYTES);
+  const start = packet.chunkOffset;
+  if (start >= 0) {
+    return chunk.subarray(start, start + codes.PACKET_HEADER_BYTES + packet.payload.length);
   }
-  return serialize.packet(packet.sequenceId, payload);
+  return serialize.packet(packet.sequenceId, packet.payload);
 }
 
 // Where the status flags sit in the stored answer (packet start + header + offset in its payload).
