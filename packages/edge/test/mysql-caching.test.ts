@@ -199,6 +199,22 @@ describe.each(MODES)('invalidation, with %s', (mode) => {
     expect(await read(writer, t)).toBe('two-b');
   });
 
+  // In replication mode the follower tells the edge which tables are under each view
+  // (viewTables); a write through an updatable view then stamps those tables too.
+  it('a write through an updatable view invalidates reads of the table under it', async () => {
+    const t = await freshTable();
+    const view = `${t}_v`;
+    await admin.query(`CREATE VIEW ${dbA}.${view} AS SELECT id, v FROM ${dbA}.${t}`);
+    edge.source.set(cache({ viewTables: { [`${dbA}.${view}`]: [`${dbA}.${t}`] } }));
+    const reader = await viaEdge();
+    const writer = await viaEdge();
+    expect(await read(reader, t)).toBe('one');
+    expect(await read(reader, t)).toBe('one');
+    await rows(writer, mode, `UPDATE ${view} SET v = 'through the view' WHERE id = 1`);
+    expect(await read(reader, t)).toBe('through the view');
+    expect(stats()).toMatchObject({ hits: 1, misses: 2 });
+  });
+
   it('unqualified names are the current database’s; qualified writes reach other databases', async () => {
     await admin.query(`UPDATE ${dbA}.shared SET v = 'a-one'; UPDATE ${dbB}.shared SET v = 'b-one'`);
     const inA = await viaEdge(dbA);
