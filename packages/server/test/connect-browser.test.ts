@@ -12,7 +12,7 @@ import type { Store } from '../src/db/store.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { openTestStore } from './helpers/stores.ts';
 import { freePort, startListeningApp } from './helpers/listening-app.ts';
-import { launchChromium } from './helpers/chromium.ts';
+import { clickAndAwaitClose, launchChromium } from './helpers/chromium.ts';
 import { serviceTokenFor } from './helpers/tokens.ts';
 import {
   startThrowawayCluster,
@@ -165,7 +165,7 @@ window.addEventListener('message', function (event) {
     expect(await popup.inputValue('#field-password')).toBe('');
 
     await popup.fill('#field-password', cluster.password(cluster.users.scram));
-    await Promise.all([popup.waitForEvent('close'), popup.click('#save')]);
+    await clickAndAwaitClose(popup, '#save');
     await page.waitForFunction(() => document.getElementById('result')?.textContent !== '');
     const result = JSON.parse((await page.textContent('#result')) ?? '{}') as {
       data: { connectionId: string; type: string; name: string };

@@ -10,7 +10,7 @@ import type { Store } from '../src/db/store.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { openTestStore } from './helpers/stores.ts';
 import { freePort, startListeningApp } from './helpers/listening-app.ts';
-import { launchChromium } from './helpers/chromium.ts';
+import { clickAndAwaitClose, launchChromium } from './helpers/chromium.ts';
 import { serviceTokenFor } from './helpers/tokens.ts';
 
 interface Call {
@@ -119,7 +119,7 @@ describe('connect.js callbacks', () => {
     await popup.click('#save');
     await popup.getByTestId('test-error').waitFor();
     await popup.fill('#field-port', '5432');
-    await Promise.all([popup.waitForEvent('close'), popup.click('#save')]);
+    await clickAndAwaitClose(popup, '#save');
     await page.waitForFunction(() =>
       (window as unknown as { calls: Call[] }).calls.some((c) => c.callback === 'onSuccess'),
     );
