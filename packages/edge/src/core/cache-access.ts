@@ -50,6 +50,14 @@ export type MissStart =
   | { kind: 'join'; answer: Promise<CacheEntry | null> }
   | { kind: 'shared'; capture: Capture; found: Promise<CacheEntry | null> };
 
+/**
+ * How a miss that did not lead ends (see CacheAccess.follow): served from the entry (counted as a
+ * hit); led after all (the second level had nothing: the session asks the origin and stores the
+ * answer with `capture`); or asked for itself (the leader's answer could not be stored).
+ */
+export type FollowedMiss =
+  { kind: 'hit'; entry: CacheEntry } | { kind: 'lead'; capture: Capture } | { kind: 'ask' };
+
 /** What a protocol gives for the second level: the request's key there, built from the session's
  * shared key text (null: its state is private or unknown, nothing is shared). */
 export interface SharedRequest {
@@ -168,6 +176,30 @@ export class CacheAccess {
       versions: null,
     };
     return { kind: 'shared', capture, found: this.#lookupShared(sharing, capture) };
+  }
+
+  /**
+   * Waits for a miss that did not lead: the identical miss in flight, or the second level. Null
+   * when the session was `closed()` meanwhile (a capture it would have led is let go).
+   */
+  async follow(
+    start: Exclude<MissStart, { kind: 'lead' }>,
+    arrivedAt: number,
+    closed: () => boolean,
+  ): Promise<FollowedMiss | null> {
+    const capture = start.kind === 'shared' ? start.capture : null;
+    const entry = await (start.kind === 'shared' ? start.found : start.answer);
+    if (closed()) {
+      if (capture !== null && entry === null) this.abandonMiss(capture);
+      return null;
+    }
+    if (entry !== null) {
+      this.countHit(entry, arrivedAt);
+      return { kind: 'hit', entry };
+    }
+    if (capture !== null) return { kind: 'lead', capture };
+    this.countUncacheable();
+    return { kind: 'ask' };
   }
 
   // The second level is used for caches that share results, and only while the bus says this node

@@ -9,7 +9,10 @@ import { performance } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { CacheEntry } from '../../cache/result-cache.ts';
-import { CacheAccess, type Capture } from '../../core/cache-access.ts';
+import type { CacheAccess, Capture } from '../../core/cache-access.ts';
+import { Relay } from '../../core/relay.ts';
+import { routeTo } from '../../core/route.ts';
+import { SessionLedger, type SessionIdentity } from '../../core/session-ledger.ts';
 import { requestKey, SessionKey } from '../../core/session-key.ts';
 import {
   MYSQL_END_ERRORS,
@@ -123,13 +126,10 @@ export class MysqlSession implements ControlledSession {
   readonly #tls: tls.SecureContext | null;
   readonly #onClose: (session: MysqlSession) => void;
   readonly #connectionId: number;
-  #client: net.Socket;
-  #origin: net.Socket | null = null;
   #step: Step = 'login';
   #clientParser = new PacketParser();
   readonly #originParser = new PacketParser();
-  readonly #relay: HandshakeRelay;
-  #loginTimer: NodeJS.Timeout | null;
+  readonly #handshake: HandshakeRelay;
   #login: AgreedLogin | null = null;
   #cache: CacheState | null = null;
   #access: CacheAccess | null = null;
@@ -137,23 +137,13 @@ export class MysqlSession implements ControlledSession {
   #key: SessionKey | null = null;
   #statusFlags = 0;
   #arrivedAt = 0;
-  // For the session's log line.
-  readonly #acceptedAt = performance.now();
-  readonly #startedAt = new Date().toISOString();
-  readonly #clientAddress: string;
-  // The edge is shutting down: the session ends as soon as it is idle.
-  #draining = false;
+  readonly #ledger: SessionLedger;
+  readonly #relay: Relay;
   #askedCache: string | null = null;
   #askedUser: string | null = null;
-  #bytesIn = 0;
-  #bytesOut = 0;
-  #queries = 0;
-  // The first cause wins: a refusal closes the client, whose close is not the reason.
-  #endReason: string | null = null;
 
   // Client packets not yet handled (held while a probe or a coalesced miss is awaited).
   #incoming: { packet: Packet; chunk: Buffer }[] = [];
-  #blocked = false;
   // Client packets that belong to the exchange in flight (a LOCAL INFILE upload, auth rounds).
   #clientFeeds: 'commands' | 'infile' | 'auth' = 'commands';
   // The client sent SSLRequest: its socket becomes TLS once the packet's chunk is parsed.
@@ -169,28 +159,25 @@ export class MysqlSession implements ControlledSession {
   // The session created a temporary table (no probe can see one): it shares no result.
   #private = false;
 
-  #out: Buffer[] = [];
-  #toOrigin: Buffer[] = [];
-
   constructor(socket: net.Socket, options: MysqlSessionOptions) {
     this.#runtime = options.runtime;
     this.#tls = options.tls;
     this.#onClose = options.onClose;
     this.#connectionId = options.connectionId;
     this.id = String(options.connectionId);
-    this.#client = socket;
-    this.#clientAddress = socket.remoteAddress ?? '';
-    this.#relay = HandshakeRelay.clientFirst({
+    this.#ledger = new SessionLedger('mysql', socket, options.loginTimeoutMs, (ms) =>
+      this.#loginExpired(ms),
+    );
+    this.#relay = new Relay(socket, {
+      onWritten: (bytes) => (this.#ledger.bytesOut += bytes),
+      onReleased: () => this.#endIfDrained(),
+    });
+    this.#handshake = HandshakeRelay.clientFirst({
       tls: options.tls !== null,
       connectionId: options.connectionId,
     });
     this.#attachClient(socket);
-    this.#loginTimer = setTimeout(
-      () => this.#loginExpired(options.loginTimeoutMs),
-      options.loginTimeoutMs,
-    );
-    this.#loginTimer.unref();
-    this.#act(this.#relay.greet());
+    this.#act(this.#handshake.greet());
     this.#flush();
   }
 
@@ -199,36 +186,33 @@ export class MysqlSession implements ControlledSession {
   }
 
   info(): SessionInfo {
+    return this.#ledger.info(this.id, this.#who(), this.#phase());
+  }
+
+  #who(): SessionIdentity {
     return {
-      id: this.id,
-      protocol: 'mysql',
       cacheId: this.cacheId ?? this.#askedCache,
       user: this.#login?.originUser ?? this.#askedUser,
       database: this.#login === null ? null : this.#database() || null,
-      clientAddress: this.#clientAddress,
-      startedAt: this.#startedAt,
-      bytesIn: this.#bytesIn,
-      bytesOut: this.#bytesOut,
-      queries: this.#queries,
-      state:
-        this.#step === 'login' || this.#step === 'connecting'
-          ? 'login'
-          : !this.#quiet()
-            ? 'active'
-            : this.#inTransaction
-              ? 'in-transaction'
-              : 'idle',
+    };
+  }
+
+  #phase(): { loggingIn: boolean; quiet: boolean; inTransaction: boolean } {
+    return {
+      loggingIn: this.#step === 'login' || this.#step === 'connecting',
+      quiet: this.#quiet(),
+      inTransaction: this.#inTransaction,
     };
   }
 
   drain(): void {
-    this.#draining = true;
+    this.#ledger.draining = true;
     this.#endIfDrained();
   }
 
   end(cause: EndCause): void {
     if (this.#step === 'closed') return;
-    this.#endReason ??= cause === 'shutdown' ? 'edge shutting down' : 'ended by an administrator';
+    this.#ledger.endFor(cause);
     const { code, sqlState, message } = MYSQL_END_ERRORS[cause];
     this.#refuse(code, sqlState, message);
   }
@@ -240,41 +224,27 @@ export class MysqlSession implements ControlledSession {
       this.#incoming.length === 0 &&
       this.#clientFeeds === 'commands' &&
       this.#clientParser.bufferedBytes === 0 &&
-      this.#toOrigin.length === 0 &&
-      this.#holding === 0 &&
+      this.#relay.idle &&
       !this.#probing
     );
   }
 
   // While draining: a session still logging in, or idle outside a transaction, ends now.
   #endIfDrained(): void {
-    if (!this.#draining || this.#step === 'closed') return;
-    if (this.#step === 'ready' && !(this.#quiet() && !this.#inTransaction)) return;
-    this.end('shutdown');
+    if (this.#step !== 'closed' && this.#ledger.drainsNow(this.#phase())) this.end('shutdown');
   }
 
   close(): void {
     if (this.#step === 'closed') return;
-    this.#client.destroy();
+    this.#relay.client.destroy();
     this.#teardown();
   }
 
   #teardown(): void {
     this.#step = 'closed';
-    this.#runtime.sessions.ended({
-      protocol: 'mysql',
-      cacheId: this.cacheId ?? this.#askedCache,
-      user: this.#login?.originUser ?? this.#askedUser,
-      database: this.#login === null ? null : this.#database(),
-      client: this.#clientAddress,
-      durationMs: performance.now() - this.#acceptedAt,
-      bytesIn: this.#bytesIn,
-      bytesOut: this.#bytesOut,
-      queries: this.#queries,
-      reason: this.#endReason ?? 'edge closed the session',
-    });
-    this.#stopLoginTimer();
-    this.#origin?.destroy();
+    this.#relay.close();
+    this.#ledger.ended(this.#runtime.sessions, this.#who());
+    this.#relay.origin?.destroy();
     this.#runtime.cancelKeys.forget(killKey(this.#connectionId));
     for (const pending of this.#queue) {
       if (pending.capture !== null) this.#access?.abandonMiss(pending.capture);
@@ -284,7 +254,6 @@ export class MysqlSession implements ControlledSession {
   }
 
   #loginExpired(timeoutMs: number): void {
-    this.#loginTimer = null;
     if (this.#step === 'ready' || this.#step === 'closed') return;
     this.#refuse(
       ER_NET_READ_INTERRUPTED,
@@ -293,21 +262,14 @@ export class MysqlSession implements ControlledSession {
     );
   }
 
-  #stopLoginTimer(): void {
-    if (this.#loginTimer === null) return;
-    clearTimeout(this.#loginTimer);
-    this.#loginTimer = null;
-  }
-
   #attachClient(socket: net.Socket): void {
-    socket.setNoDelay(true);
+    this.#relay.attachClient(socket);
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
     socket.on('error', () => this.close());
     socket.on('close', () => {
-      this.#endReason ??= 'client closed';
+      this.#ledger.endWith('client closed');
       this.close();
     });
-    socket.on('drain', () => this.#origin?.resume());
   }
 
   // ---- login ----
@@ -315,18 +277,18 @@ export class MysqlSession implements ControlledSession {
   #onClientData(chunk: Buffer): void {
     if (this.#step === 'closed') return;
     this.#arrivedAt = performance.now();
-    this.#bytesIn += chunk.length;
+    this.#ledger.bytesIn += chunk.length;
     const parser = this.#clientParser;
     try {
       parser.parse(chunk, (packet) => {
         if (this.#step !== 'ready') {
-          const actions = this.#relay.onClientPacket(packet);
+          const actions = this.#handshake.onClientPacket(packet);
           this.#act(actions);
           // TLS starts right after SSLRequest: what follows in this chunk is not a packet.
           return this.#clientTlsDue ? 'pause' : undefined;
         }
         // Behind nothing, a command is handled as it is parsed; a blocked session keeps them.
-        if (this.#incoming.length === 0 && !this.#blocked && this.#step === 'ready') {
+        if (this.#incoming.length === 0 && !this.#relay.blocked && this.#step === 'ready') {
           if (this.#onClientPacket(packet, chunk) !== 'retry') return undefined;
         }
         this.#incoming.push({ packet, chunk });
@@ -352,10 +314,10 @@ export class MysqlSession implements ControlledSession {
       const action = actions[i] as HandshakeAction;
       switch (action.kind) {
         case 'toClient':
-          this.#pushOut(action.bytes);
+          this.#relay.push(action.bytes);
           break;
         case 'toOrigin':
-          this.#toOrigin.push(action.bytes);
+          this.#relay.toOrigin(action.bytes);
           break;
         case 'startClientTls':
           this.#clientTlsDue = true;
@@ -363,7 +325,7 @@ export class MysqlSession implements ControlledSession {
         case 'startOriginTls': {
           // The rest waits for the origin's TLS handshake.
           const rest = actions.slice(i + 1);
-          this.#flushOrigin();
+          this.#relay.flushOrigin();
           this.#startOriginTls()
             .then(() => {
               if (this.#step === 'closed') return;
@@ -383,11 +345,13 @@ export class MysqlSession implements ControlledSession {
           this.#authenticated(action.login);
           break;
         case 'failed':
-          this.#endReason ??= action.reason.startsWith('origin error')
-            ? `authentication failed: ${action.reason.slice('origin error '.length)}`
-            : `refused: ${action.reason}`;
+          this.#ledger.endWith(
+            action.reason.startsWith('origin error')
+              ? `authentication failed: ${action.reason.slice('origin error '.length)}`
+              : `refused: ${action.reason}`,
+          );
           this.#flush();
-          endSocket(this.#client);
+          endSocket(this.#relay.client);
           this.#teardown();
           return;
       }
@@ -396,7 +360,7 @@ export class MysqlSession implements ControlledSession {
 
   #startClientTls(held: Buffer): void {
     if (this.#tls === null) throw new ProtocolError('TLS is not available on this edge');
-    const plain = this.#client;
+    const plain = this.#relay.client;
     this.#flush();
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
@@ -407,13 +371,12 @@ export class MysqlSession implements ControlledSession {
       isServer: true,
       secureContext: this.#tls,
     });
-    this.#client = secure;
     this.#clientParser = new PacketParser();
     this.#attachClient(secure);
   }
 
   async #startOriginTls(): Promise<void> {
-    const origin = this.#origin as net.Socket;
+    const origin = this.#relay.origin as net.Socket;
     origin.removeAllListeners('data');
     origin.removeAllListeners('close');
     origin.removeAllListeners('error');
@@ -426,31 +389,23 @@ export class MysqlSession implements ControlledSession {
   }
 
   async #openOrigin(cacheId: string): Promise<void> {
-    const { state, config } = await this.#runtime.cache(cacheId);
+    const route = await routeTo(
+      this.#runtime,
+      cacheId,
+      ['mysql', 'mariadb'],
+      (shown) =>
+        `"${shown}" is not a cache id: connect as CACHE_ID-user (cch_…-user), as in the connection string Edgegate gave you`,
+    );
     if (this.#step === 'closed') return;
-    if (state === null || config === null) {
-      const shown = cacheId.slice(0, 64);
-      return this.#refuseLogin(
-        cacheId.startsWith('cch_')
-          ? `there is no cache "${shown}": it was deleted or never existed`
-          : `"${shown}" is not a cache id: connect as CACHE_ID-user (cch_…-user), as in the connection string Edgegate gave you`,
-      );
-    }
-    if (config.type !== 'mysql' && config.type !== 'mariadb') {
-      return this.#refuseLogin(
-        `cache "${cacheId}" is a ${config.type} cache: connect to it on the edge's ${config.type} port`,
-      );
-    }
-    this.#cache = state;
-    this.#access = new CacheAccess(this.#runtime, state);
-    this.#target = { hostname: config.hostname, port: config.port, originTls: config.originTls };
-    this.#relay.originTls = config.originTls;
+    if (!route.ok) return this.#refuseLogin(route.message);
+    ({ cache: this.#cache, access: this.#access, target: this.#target } = route);
+    this.#handshake.originTls = route.target.originTls;
     let origin: net.Socket;
     try {
       origin = await connectOriginTcp(this.#target, this.#runtime.guard);
     } catch (error) {
       if (error instanceof OriginError) {
-        return this.#act(this.#relay.refuse(ER_CONNECTION_ERROR, 'HY000', error.message));
+        return this.#act(this.#handshake.refuse(ER_CONNECTION_ERROR, 'HY000', error.message));
       }
       throw error;
     }
@@ -458,31 +413,26 @@ export class MysqlSession implements ControlledSession {
       origin.destroy();
       return;
     }
-    this.#origin = origin;
     this.#attachOrigin(origin);
   }
 
   #refuseLogin(message: string): void {
-    this.#act(this.#relay.refuse(codes.ER_ACCESS_DENIED_ERROR, '28000', message));
+    this.#act(this.#handshake.refuse(codes.ER_ACCESS_DENIED_ERROR, '28000', message));
     this.#flush();
   }
 
   #attachOrigin(origin: net.Socket): void {
-    this.#origin = origin;
-    origin.setNoDelay(true);
+    this.#relay.attachOrigin(origin);
     origin.on('data', (chunk: Buffer) => this.#onOriginData(chunk));
     origin.on('error', () => this.#originGone());
     origin.on('close', () => this.#originGone());
-    origin.on('drain', () => {
-      if (!this.#blocked) this.#client.resume();
-    });
   }
 
   #authenticated(login: AgreedLogin): void {
     this.#login = login;
     this.#statusFlags = login.statusFlags;
     this.#step = 'ready';
-    this.#stopLoginTimer();
+    this.#ledger.loggedIn();
     this.#key = new SessionKey({
       cacheId: login.cacheId,
       database: login.database ?? '',
@@ -506,7 +456,7 @@ export class MysqlSession implements ControlledSession {
   #drainIncoming(): void {
     if (this.#incoming.length === 0) return;
     let index = 0;
-    while (!this.#blocked && index < this.#incoming.length && this.#step === 'ready') {
+    while (!this.#relay.blocked && index < this.#incoming.length && this.#step === 'ready') {
       const { packet, chunk } = this.#incoming[index] as { packet: Packet; chunk: Buffer };
       index += 1;
       if (this.#onClientPacket(packet, chunk) === 'retry') {
@@ -533,7 +483,7 @@ export class MysqlSession implements ControlledSession {
       (payload[0] === codes.COM_QUERY && this.#queryHit(payload)) ||
       (payload[0] === codes.COM_STMT_EXECUTE && this.#executeHit(payload))
     ) {
-      this.#queries += 1;
+      this.#ledger.queries += 1;
       return undefined;
     }
     const login = this.#login as AgreedLogin;
@@ -561,7 +511,7 @@ export class MysqlSession implements ControlledSession {
     }
     (this.#access as CacheAccess).countUncacheable();
     this.#unprobeable = true;
-    this.#queries += 1;
+    this.#ledger.queries += 1;
     return true;
   }
 
@@ -570,19 +520,19 @@ export class MysqlSession implements ControlledSession {
     const wire = wireBytes(packet, chunk);
     if (this.#clientFeeds === 'infile') {
       // The file, then an empty packet that ends it: all for the origin.
-      this.#toOrigin.push(wire);
+      this.#relay.toOrigin(wire);
       if (packet.payload.length === 0) {
         this.#clientFeeds = 'commands';
         this.#queue[0]?.reader?.fileSent();
       }
       return undefined;
     }
-    this.#toOrigin.push(wire);
+    this.#relay.toOrigin(wire);
     return undefined;
   }
 
   #onCommand(command: ClientCommand, packet: Packet, wire: Buffer): 'retry' | undefined {
-    this.#queries += 1;
+    this.#ledger.queries += 1;
     switch (command.kind) {
       case 'query':
         return this.#onQuery(command.sql, packet, wire);
@@ -611,13 +561,13 @@ export class MysqlSession implements ControlledSession {
       case 'stmtSendLongData': {
         const statement = this.#statement(command.statementId);
         if (statement !== null) statement.longData = true;
-        this.#toOrigin.push(wire);
+        this.#relay.toOrigin(wire);
         return undefined;
       }
       case 'stmtClose': {
         const statement = this.#statement(command.statementId);
         if (statement !== null) this.#statements.delete(statement.id);
-        this.#toOrigin.push(wire);
+        this.#relay.toOrigin(wire);
         return undefined;
       }
       case 'stmtReset': {
@@ -655,8 +605,8 @@ export class MysqlSession implements ControlledSession {
       case 'processKill':
         return this.#onKill(command.connectionId, false, wire);
       case 'quit':
-        this.#endReason ??= 'client quit';
-        this.#toOrigin.push(wire);
+        this.#ledger.endWith('client quit');
+        this.#relay.toOrigin(wire);
         this.#flush();
         this.close();
         return undefined;
@@ -1147,7 +1097,7 @@ export class MysqlSession implements ControlledSession {
   #serve(entry: CacheEntry): undefined {
     (this.#access as CacheAccess).countHit(entry, this.#arrivedAt);
     if (this.#queue.length === 0) {
-      this.#pushOut(this.#hitBytes(entry));
+      this.#relay.push(this.#hitBytes(entry));
       return undefined;
     }
     const pending = this.#pending('result');
@@ -1212,33 +1162,24 @@ export class MysqlSession implements ControlledSession {
       sent();
       return undefined;
     }
-    const capture = start.kind === 'shared' ? start.capture : null;
     const pending = this.#pending('result');
     pending.reader = null;
     pending.waiting = true;
     this.#queue.push(pending);
     this.#block();
-    (start.kind === 'shared' ? start.found : start.answer)
-      .then((entry) => {
-        if (this.#step === 'closed') {
-          if (capture !== null && entry === null) access.abandonMiss(capture);
-          return;
-        }
+    access
+      .follow(start, this.#arrivedAt, () => this.#step === 'closed')
+      .then((followed) => {
+        if (followed === null) return;
         pending.waiting = false;
-        if (entry !== null) {
-          pending.local = { entry };
-          access.countHit(entry, this.#arrivedAt);
-        } else if (capture !== null) {
-          // Not in the second level: lead the miss at the origin, in order.
-          pending.capture = capture;
-          pending.reader = new ResponseReader('result', this.#deprecateEof);
-          this.#toOrigin.push(wire);
-          pending.sentEpoch = access.sending();
+        if (followed.kind === 'hit') {
+          pending.local = { entry: followed.entry };
         } else {
-          // The leader's answer could not be stored: ask the origin, in order.
-          access.countUncacheable();
+          // Asked of the origin after all, in order: stored when it leads (the second level had
+          // nothing), else the leader's answer could not be stored and this one is not either.
+          if (followed.kind === 'lead') pending.capture = followed.capture;
           pending.reader = new ResponseReader('result', this.#deprecateEof);
-          this.#toOrigin.push(wire);
+          this.#relay.toOrigin(wire);
           pending.sentEpoch = access.sending();
           sent();
         }
@@ -1279,7 +1220,7 @@ export class MysqlSession implements ControlledSession {
 
   #send(wire: Buffer, pending: Pending): void {
     this.#queue.push(pending);
-    this.#toOrigin.push(wire);
+    this.#relay.toOrigin(wire);
     pending.sentEpoch = this.#access?.sending() ?? null;
   }
 
@@ -1296,7 +1237,7 @@ export class MysqlSession implements ControlledSession {
       const head = this.#queue[0] as Pending;
       if (head.local === null) break;
       this.#queue.shift();
-      this.#pushOut('entry' in head.local ? this.#hitBytes(head.local.entry) : head.local.bytes);
+      this.#relay.push('entry' in head.local ? this.#hitBytes(head.local.entry) : head.local.bytes);
     }
     this.#queueMoved();
   }
@@ -1315,7 +1256,7 @@ export class MysqlSession implements ControlledSession {
     try {
       this.#originParser.parse(chunk, (packet) => {
         if (this.#step === 'login' || this.#step === 'connecting') {
-          this.#act(this.#relay.onOriginPacket(packet));
+          this.#act(this.#handshake.onOriginPacket(packet));
           return undefined;
         }
         this.#onOriginPacket(packet, chunk);
@@ -1347,14 +1288,14 @@ export class MysqlSession implements ControlledSession {
       pending.probe.rows.push(payload);
     } else if (pending.capture === null && packet.chunkOffset >= 0) {
       const start = packet.chunkOffset;
-      this.#pushRange(chunk, start, start + codes.PACKET_HEADER_BYTES + payload.length);
+      this.#relay.forward(chunk, start, start + codes.PACKET_HEADER_BYTES + payload.length);
     } else {
       const wire = wireBytes(packet, chunk);
       if (pending.capture !== null) {
         pending.packetStarts.push(pending.capture.bytes);
         (this.#access as CacheAccess).append(pending.capture, wire);
       }
-      this.#pushOut(wire);
+      this.#relay.push(wire);
     }
     if (step === 'infile') {
       this.#clientFeeds = 'infile';
@@ -1387,7 +1328,7 @@ export class MysqlSession implements ControlledSession {
     // Even a failed statement may have written before it failed (a multi-statement text, a
     // procedure): its writes count.
     if (pending.writes !== null) access.noteWrites(pending.writes);
-    if (!this.#inTransaction && access.written) this.#holdFor(access.commitWrites());
+    if (!this.#inTransaction && access.written) this.#relay.holdFor(access.commitWrites());
     const capture = pending.capture;
     if (capture !== null) {
       const keep =
@@ -1444,14 +1385,12 @@ export class MysqlSession implements ControlledSession {
   // ---- plumbing ----
 
   #block(): void {
-    this.#blocked = true;
-    this.#client.pause();
+    this.#relay.block();
   }
 
   #unblock(): void {
     if (this.#step === 'closed') return;
-    this.#blocked = false;
-    this.#client.resume();
+    this.#relay.unblock();
     try {
       this.#drainIncoming();
       this.#flush();
@@ -1460,81 +1399,19 @@ export class MysqlSession implements ControlledSession {
     }
   }
 
-  // What the client gets next: #out, then a run of consecutive bytes of one buffer (most often
-  // the packets of one origin chunk), kept as a range until something else follows or it is sent.
-  #pushOut(bytes: Buffer): void {
-    this.#pushRange(bytes, 0, bytes.length);
-  }
-
-  #pushRange(source: Buffer, start: number, end: number): void {
-    if (this.#runSource === source && this.#runEnd === start) {
-      this.#runEnd = end;
-      return;
-    }
-    this.#closeRun();
-    this.#runSource = source;
-    this.#runStart = start;
-    this.#runEnd = end;
-  }
-
-  #closeRun(): void {
-    const source = this.#runSource;
-    if (source === null) return;
-    const whole = this.#runStart === 0 && this.#runEnd === source.length;
-    this.#out.push(whole ? source : source.subarray(this.#runStart, this.#runEnd));
-    this.#runSource = null;
-  }
-
-  #runSource: Buffer | null = null;
-  #runStart = 0;
-  #runEnd = 0;
-
-  // The arrays of pending writes are emptied and kept, not replaced: one write each per turn.
-  #flushOrigin(): void {
-    const frames = this.#toOrigin;
-    const origin = this.#origin;
-    if (frames.length === 0 || origin === null) return;
-    const bytes = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames);
-    frames.length = 0;
-    if (!origin.write(bytes)) this.#client.pause();
-  }
-
-  // With other edge nodes, a writer's answer waits until they can know of its write: reading from
-  // the origin pauses, and what is ready for the client stays here until then.
-  #holdFor(published: Promise<void> | null): void {
-    if (published === null) return;
-    this.#holding += 1;
-    this.#origin?.pause();
-    void published.then(() => {
-      this.#holding -= 1;
-      if (this.#holding > 0 || this.#step === 'closed') return;
-      this.#origin?.resume();
-      this.#flush();
-      this.#endIfDrained();
-    });
-  }
-
-  #holding = 0;
-
   #flush(): void {
-    this.#flushOrigin();
-    this.#closeRun();
-    const out = this.#out;
-    if (out.length === 0 || this.#step === 'closed' || this.#holding > 0) return;
-    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
-    out.length = 0;
-    this.#bytesOut += bytes.length;
-    // The client's 'drain' resumes the origin (see #attachClient).
-    if (!this.#client.write(bytes)) this.#origin?.pause();
+    this.#relay.flush();
   }
 
   #refuse(code: number, sqlState: string, message: string): void {
     if (this.#step === 'closed') return;
-    this.#endReason ??=
-      this.#step === 'ready' ? `error ${code}: ${message}` : `refused ${code}: ${message}`;
+    this.#ledger.refused(this.#step === 'ready', code, message);
     this.#flush();
     // Mid-exchange the client expects the next sequence id; at rest a new exchange's 1 is right.
-    endSocket(this.#client, serialize.packet(1, serialize.errPacket({ code, sqlState, message })));
+    endSocket(
+      this.#relay.client,
+      serialize.packet(1, serialize.errPacket({ code, sqlState, message })),
+    );
     this.#teardown();
   }
 

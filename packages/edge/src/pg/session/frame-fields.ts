@@ -33,3 +33,36 @@ export function usesUnnamedStatement(message: FrontendMessage): boolean {
   }
   return false;
 }
+
+// ErrorResponse fields giving the severity: untranslated (V, since 9.6), then localized (S).
+const SEVERITY_FIELD = 0x56; // V
+const LOCALIZED_SEVERITY_FIELD = 0x53; // S
+
+// The SQLSTATE (`C` field) of an ErrorResponse.
+export function errorCode(buffer: Buffer, start: number, end: number): string {
+  let offset = start + 5;
+  while (offset < end && buffer[offset] !== 0) {
+    const valueEnd = buffer.indexOf(0, offset + 1);
+    if (valueEnd < 0 || valueEnd >= end) break;
+    if (buffer[offset] === 0x43) return buffer.toString('latin1', offset + 1, valueEnd);
+    offset = valueEnd + 1;
+  }
+  return 'unknown';
+}
+
+// Whether an ErrorResponse ends the session: its severity (the untranslated `V` field, else `S`)
+// is FATAL or PANIC.
+export function endsSession(buffer: Buffer, start: number, end: number): boolean {
+  let severity = '';
+  let offset = start + 5;
+  while (offset < end && buffer[offset] !== 0) {
+    const field = buffer[offset] as number;
+    const valueEnd = buffer.indexOf(0, offset + 1);
+    if (valueEnd < 0 || valueEnd >= end) break;
+    if (field === SEVERITY_FIELD || (field === LOCALIZED_SEVERITY_FIELD && severity === '')) {
+      severity = buffer.toString('latin1', offset + 1, valueEnd);
+    }
+    offset = valueEnd + 1;
+  }
+  return severity === 'FATAL' || severity === 'PANIC';
+}

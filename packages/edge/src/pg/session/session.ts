@@ -6,7 +6,10 @@ import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { CacheEntry } from '../../cache/result-cache.ts';
 import type { CachePolicy } from '../../control/config.ts';
-import { CacheAccess, type Capture } from '../../core/cache-access.ts';
+import type { CacheAccess, Capture } from '../../core/cache-access.ts';
+import { routeTo } from '../../core/route.ts';
+import { Relay } from '../../core/relay.ts';
+import { SessionLedger, type SessionIdentity } from '../../core/session-ledger.ts';
 import {
   PG_ADMIN_SHUTDOWN,
   PG_END_MESSAGES,
@@ -15,12 +18,7 @@ import {
   type SessionInfo,
 } from '../../core/session-control.ts';
 import type { CacheState, EdgeRuntime } from '../../runtime.ts';
-import {
-  requestKey,
-  SessionKey,
-  type ObservedState,
-  type SessionEffect,
-} from '../../core/session-key.ts';
+import { requestKey, SessionKey, type SessionEffect } from '../../core/session-key.ts';
 import { endSocket } from '../../net/end-socket.ts';
 import {
   connectOrigin,
@@ -41,11 +39,24 @@ import { FrontendParser } from '../protocol/parser.ts';
 import { ProtocolError } from '../protocol/protocol-error.ts';
 import * as serialize from '../protocol/serializer.ts';
 import type { Analysis } from '../sql/analyze.ts';
-import { carryForward, type FunctionCheck } from '../sql/function-effects.ts';
+import { carryForward } from '../sql/function-effects.ts';
 import { BackendFrames, type BackendFrameSink } from './backend-frames.ts';
 import { forwardCancel } from './forward-cancel.ts';
 import {
+  addStatementWrites,
+  addWrites,
+  decideAll,
+  markBlock,
+  newExchange,
+  type Exchange,
+  type Extended,
+  type Learning,
+  type Statement,
+} from './exchange.ts';
+import {
   bindParametersOffset,
+  endsSession,
+  errorCode,
   parseTypes,
   saslMechanisms,
   usesUnnamedStatement,
@@ -84,10 +95,6 @@ const FEATURE_NOT_SUPPORTED = '0A000';
 // A login past its deadline: PgBouncer's client_login_timeout answer (08P01 protocol_violation).
 const LOGIN_TIMEOUT = '08P01';
 
-// ErrorResponse fields giving the severity: untranslated (V, since 9.6), then localized (S).
-const SEVERITY_FIELD = 0x56; // V
-const LOCALIZED_SEVERITY_FIELD = 0x53; // S
-
 // A unit of extended-protocol messages is held until its Sync (so it can be answered from cache)
 // unless it grows past this; then it is forwarded as it comes.
 const MAX_HELD_UNIT_BYTES = 256 * 1024;
@@ -100,56 +107,6 @@ const RFQ: Record<TransactionStatus, Buffer> = {
 const PARSE_COMPLETE = serialize.parseComplete();
 const BIND_COMPLETE = serialize.bindComplete();
 
-// One request/response cycle: everything up to and including a Sync, Query or FunctionCall,
-// answered by one ReadyForQuery (from the origin, or made here for a cache hit).
-interface Exchange {
-  // A cache hit, answered when it reaches the head of the queue (with the status of that moment).
-  local: { entry: CacheEntry; extended: Extended } | null;
-  waiting: boolean;
-  capture: Capture | null;
-  // The capture answers an extended-protocol unit (stored with ParseComplete and BindComplete).
-  extended: boolean;
-  writes: string[] | 'all' | null;
-  // Functions the edge does not know that its statements call: what they write is learned from the
-  // probe sent behind it (until then `writes` holds only what the statements write themselves).
-  calls: string[] | null;
-  learning: Learning | null;
-  swallowParseComplete: number;
-  result: 'hit' | 'miss' | 'uncacheable' | 'none';
-  lastTagRollback: boolean;
-  failed: boolean;
-  parsedNames: string[];
-  fingerprint: string;
-  // The edge's own probe of the session's state (its answer is not forwarded).
-  probe: { mark: number; state: ObservedState | null; functions: ProbedFunctions | null } | null;
-  // True when every statement it holds is known, one by one, not to begin or end a transaction
-  // block (null: no statement seen; false: one may, or one could not be analysed).
-  keepsBlock: boolean | null;
-  /** The epoch it was sent to the origin at (see CacheAccess.sending); null: not sent. */
-  sentEpoch: bigint | null;
-}
-
-// The calls of one exchange, checked by the probe behind it (shared by both exchanges).
-interface Learning {
-  check: FunctionCheck;
-  // The exchange's ReadyForQuery, held until the probe has said what the functions wrote: a read
-  // started after the client has its answer must not get a result the call made stale.
-  ready: Buffer | null;
-  // Its writes were counted without the probe (as everything).
-  decided: boolean;
-}
-
-// How an extended-protocol hit is answered: with ParseComplete when the client sent a Parse (then
-// `statement` is what that Parse defined), with RowDescription when it sent Describe.
-type Extended = { parse: ParseMessage | null; describe: boolean; statement: Statement } | null;
-
-interface Statement {
-  sql: string;
-  // The parameter-type section of the Parse message, as a key component.
-  types: string;
-  frame: Buffer;
-}
-
 // Reported parameters that cannot change a query's result.
 const IRRELEVANT_REPORTS = new Set(['application_name', 'server_version', 'in_hot_standby']);
 
@@ -158,30 +115,17 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   readonly #runtime: EdgeRuntime;
   readonly #tls: tls.SecureContext | null;
   readonly #onClose: (session: PgSession) => void;
-  #client: net.Socket;
-  #origin: net.Socket | null = null;
   #step: Step = { kind: 'startup' };
   readonly #parser = new FrontendParser();
   readonly #frames = new BackendFrames();
   #incoming: FrontendMessage[] = [];
   #incomingIndex = 0;
-  #blocked = false;
   // The origin sent a FATAL (or PANIC) error: when it then closes, the client has its reason.
   #originSaidWhy = false;
-  #loginTimer: NodeJS.Timeout | null;
-  // For the session's log line.
-  readonly #acceptedAt = performance.now();
-  readonly #startedAt = new Date().toISOString();
-  readonly #clientAddress: string;
-  // The edge is shutting down: the session ends as soon as it is idle.
-  #draining = false;
+  readonly #ledger: SessionLedger;
+  readonly #relay: Relay;
   #user: string | null = null;
   #database: string | null = null;
-  #bytesIn = 0;
-  #bytesOut = 0;
-  #queries = 0;
-  // The first cause wins: a refusal closes the client, whose close is not the reason.
-  #endReason: string | null = null;
 
   // Routing and the cache key.
   #cache: CacheState | null = null;
@@ -206,26 +150,19 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #unnamed: Statement | null = null;
   #originHasUnnamed = true;
 
-  // Output batching: a run of contiguous origin bytes, then a list of pieces to write.
-  #out: Buffer[] = [];
-  #toOrigin: Buffer[] = [];
-  #runBuffer: Buffer | null = null;
-  #runStart = 0;
-  #runEnd = 0;
-
   constructor(socket: net.Socket, options: SessionOptions) {
     this.id = String(options.id);
     this.#runtime = options.runtime;
     this.#tls = options.tls;
     this.#onClose = options.onClose;
-    this.#client = socket;
-    this.#clientAddress = socket.remoteAddress ?? '';
-    this.#attachClient(socket);
-    this.#loginTimer = setTimeout(
-      () => this.#loginExpired(options.loginTimeoutMs),
-      options.loginTimeoutMs,
+    this.#ledger = new SessionLedger('postgres', socket, options.loginTimeoutMs, (ms) =>
+      this.#loginExpired(ms),
     );
-    this.#loginTimer.unref();
+    this.#relay = new Relay(socket, {
+      onWritten: (bytes) => (this.#ledger.bytesOut += bytes),
+      onReleased: () => this.#endIfDrained(),
+    });
+    this.#attachClient(socket);
   }
 
   get cacheId(): string | null {
@@ -233,37 +170,34 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   }
 
   info(): SessionInfo {
-    const step = this.#step.kind;
+    return this.#ledger.info(this.id, this.#who(), this.#phase());
+  }
+
+  #who(): SessionIdentity {
     return {
-      id: this.id,
-      protocol: 'postgres',
       cacheId: this.cacheId ?? this.#askedCache,
       user: this.#user,
       database: this.#database,
-      clientAddress: this.#clientAddress,
-      startedAt: this.#startedAt,
-      bytesIn: this.#bytesIn,
-      bytesOut: this.#bytesOut,
-      queries: this.#queries,
-      state:
-        step !== 'ready' && step !== 'closed'
-          ? 'login'
-          : !this.#quiet()
-            ? 'active'
-            : this.#txStatus === 'I'
-              ? 'idle'
-              : 'in-transaction',
+    };
+  }
+
+  #phase(): { loggingIn: boolean; quiet: boolean; inTransaction: boolean } {
+    const step = this.#step.kind;
+    return {
+      loggingIn: step !== 'ready' && step !== 'closed',
+      quiet: this.#quiet(),
+      inTransaction: this.#txStatus !== 'I',
     };
   }
 
   drain(): void {
-    this.#draining = true;
+    this.#ledger.draining = true;
     this.#endIfDrained();
   }
 
   end(cause: EndCause): void {
     if (this.#step.kind === 'closed') return;
-    this.#endReason ??= cause === 'shutdown' ? 'edge shutting down' : 'ended by an administrator';
+    this.#ledger.endFor(cause);
     this.#cancelInFlight();
     this.#refuse(PG_ADMIN_SHUTDOWN, PG_END_MESSAGES[cause]);
   }
@@ -276,41 +210,28 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       this.#unitExchange === null &&
       this.#incomingIndex >= this.#incoming.length &&
       this.#parser.bufferedBytes === 0 &&
-      this.#holding === 0 &&
+      this.#relay.idle &&
       this.#probing === 0
     );
   }
 
   // While draining: a session still logging in, or idle outside a transaction, ends now.
   #endIfDrained(): void {
-    if (!this.#draining || this.#step.kind === 'closed') return;
-    if (this.#step.kind === 'ready' && !(this.#quiet() && this.#txStatus === 'I')) return;
-    this.end('shutdown');
+    if (this.#step.kind !== 'closed' && this.#ledger.drainsNow(this.#phase())) this.end('shutdown');
   }
 
   /** Ends the session: both sockets are destroyed. */
   close(): void {
     if (this.#step.kind === 'closed') return;
-    this.#client.destroy();
+    this.#relay.client.destroy();
     this.#teardown();
   }
 
   #teardown(): void {
     this.#step = { kind: 'closed' };
-    this.#runtime.sessions.ended({
-      protocol: 'postgres',
-      cacheId: this.cacheId ?? this.#askedCache,
-      user: this.#user,
-      database: this.#database,
-      client: this.#clientAddress,
-      durationMs: performance.now() - this.#acceptedAt,
-      bytesIn: this.#bytesIn,
-      bytesOut: this.#bytesOut,
-      queries: this.#queries,
-      reason: this.#endReason ?? 'edge closed the session',
-    });
-    this.#loggedIn();
-    this.#origin?.destroy();
+    this.#relay.close();
+    this.#ledger.ended(this.#runtime.sessions, this.#who());
+    this.#relay.origin?.destroy();
     if (this.#cancelKey !== null) this.#runtime.cancelKeys.forget(this.#cancelKey);
     // Sessions waiting on a miss this one leads must not wait forever.
     for (const exchange of this.#queue) {
@@ -323,7 +244,6 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   // A client that has not finished startup and authentication by the deadline holds a descriptor
   // (and maybe an origin connection) for nothing: refuse it; the teardown closes the origin too.
   #loginExpired(timeoutMs: number): void {
-    this.#loginTimer = null;
     if (this.#step.kind === 'ready' || this.#step.kind === 'closed') return;
     this.#refuse(
       LOGIN_TIMEOUT,
@@ -331,25 +251,18 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     );
   }
 
-  #loggedIn(): void {
-    if (this.#loginTimer === null) return;
-    clearTimeout(this.#loginTimer);
-    this.#loginTimer = null;
-  }
-
   #attachClient(socket: net.Socket): void {
-    socket.setNoDelay(true);
+    this.#relay.attachClient(socket);
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
     socket.on('error', () => this.#clientGone());
     socket.on('close', () => this.#clientGone());
-    socket.on('drain', () => this.#origin?.resume());
   }
 
   // The origin backend would run a query whose client is gone to its end (it notices only when it
   // writes): cancel it, as the client could have, then close.
   #clientGone(): void {
     if (this.#step.kind === 'closed') return;
-    this.#endReason ??= 'client closed';
+    this.#ledger.endWith('client closed');
     this.#cancelInFlight();
     this.close();
   }
@@ -360,7 +273,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     if (inFlight && this.#cancelKey !== null && this.#target !== null) {
       // To the address this session's origin connection reached, when the socket knows it: no new
       // lookup, no other server behind the same name.
-      const origin = this.#origin;
+      const origin = this.#relay.origin;
       sendCancel(
         {
           hostname: origin?.remoteAddress ?? this.#target.hostname,
@@ -375,19 +288,19 @@ export class PgSession implements BackendFrameSink, ControlledSession {
 
   #onClientData(chunk: Buffer): void {
     if (this.#step.kind === 'closed') return;
-    this.#bytesIn += chunk.length;
+    this.#ledger.bytesIn += chunk.length;
     this.#arrivedAt = performance.now();
     try {
       this.#parser.parse(chunk, (message) => this.#incoming.push(message));
       this.#drainIncoming();
-      this.#flushOut();
+      this.#relay.flush();
     } catch (error) {
       this.#fail(error);
     }
   }
 
   #drainIncoming(): void {
-    while (!this.#blocked && this.#incomingIndex < this.#incoming.length) {
+    while (!this.#relay.blocked && this.#incomingIndex < this.#incoming.length) {
       const message = this.#incoming[this.#incomingIndex] as FrontendMessage;
       this.#incomingIndex += 1;
       switch (this.#step.kind) {
@@ -398,7 +311,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           if (message.kind !== 'authenticationResponse') {
             throw new ProtocolError(`expected a password or SASL message, got ${message.kind}`);
           }
-          this.#writeOrigin(message.frame);
+          this.#relay.toOrigin(message.frame);
           break;
         case 'ready':
           this.#onQueryMessage(message);
@@ -419,7 +332,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       case 'sslRequest':
         return this.#onSslRequest();
       case 'gssEncRequest':
-        this.#client.write(serialize.sslResponse(false));
+        this.#relay.client.write(serialize.sslResponse(false));
         return;
       case 'cancelRequest':
         forwardCancel(this.#runtime, message.frame);
@@ -438,22 +351,21 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   }
 
   #onSslRequest(): void {
-    if (this.#tls === null || this.#client instanceof tls.TLSSocket) {
-      this.#client.write(serialize.sslResponse(false));
+    if (this.#tls === null || this.#relay.client instanceof tls.TLSSocket) {
+      this.#relay.client.write(serialize.sslResponse(false));
       return;
     }
     // Bytes sent before encryption is set up could be injected by a man in the middle.
     if (this.#parser.bufferedBytes > 0 || this.#incomingIndex < this.#incoming.length) {
       throw new ProtocolError('data arrived after SSLRequest before the TLS handshake');
     }
-    const plain = this.#client;
+    const plain = this.#relay.client;
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.removeAllListeners('error');
     plain.removeAllListeners('drain');
     plain.write(serialize.sslResponse(true));
     const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.#tls });
-    this.#client = secure;
     this.#attachClient(secure);
   }
 
@@ -479,29 +391,19 @@ export class PgSession implements BackendFrameSink, ControlledSession {
         'no cache id: connect with application_name set to the cache id (as in the connection string Edgegate gave you)',
       );
     }
-    const { state, config } = await this.#runtime.cache(cacheId);
-    if (state === null || config === null) {
-      const shown = cacheId.slice(0, 64);
-      // psql and most drivers send their own name by default: say what the value should be.
-      return this.#refuse(
-        CONNECTION_REJECTED,
-        cacheId.startsWith('cch_')
-          ? `there is no cache "${shown}": it was deleted or never existed`
-          : `application_name "${shown}" is not a cache id: set application_name to the cache id (cch_…), as in the connection string Edgegate gave you`,
-      );
-    }
-    if (config.type !== 'postgres') {
-      return this.#refuse(
-        CONNECTION_REJECTED,
-        `cache "${cacheId}" is a ${config.type} cache: connect to it on the edge's ${config.type} port`,
-      );
-    }
-    this.#cache = state;
-    this.#access = new CacheAccess(this.#runtime, state);
-    this.#target = { hostname: config.hostname, port: config.port, originTls: config.originTls };
+    // psql and most drivers send their own name by default: say what the value should be.
+    const route = await routeTo(
+      this.#runtime,
+      cacheId,
+      ['postgres'],
+      (shown) =>
+        `application_name "${shown}" is not a cache id: set application_name to the cache id (cch_…), as in the connection string Edgegate gave you`,
+    );
+    if (!route.ok) return this.#refuse(CONNECTION_REJECTED, route.message);
+    ({ cache: this.#cache, access: this.#access, target: this.#target } = route);
     let origin: net.Socket;
     try {
-      origin = await connectOrigin(this.#target, this.#runtime.guard);
+      origin = await connectOrigin(route.target, this.#runtime.guard);
     } catch (error) {
       if (error instanceof OriginError) return this.#refuse(CANNOT_CONNECT, error.message);
       throw error;
@@ -510,16 +412,13 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       origin.destroy();
       return;
     }
-    this.#origin = origin;
-    origin.setNoDelay(true);
+    this.#relay.attachOrigin(origin);
     origin.on('data', (chunk: Buffer) => this.#onOriginData(chunk));
     origin.on('error', () => this.#originGone());
     origin.on('close', () => this.#originGone());
-    origin.on('drain', () => {
-      if (!this.#blocked) this.#client.resume();
-    });
     this.#key = new SessionKey(identity, IRRELEVANT_REPORTS);
-    this.#originScope = [cacheId, config.hostname, config.port, identity.database].join('\u0000');
+    const { hostname, port } = route.target;
+    this.#originScope = [cacheId, hostname, port, identity.database].join('\u0000');
     this.#step = { kind: 'authenticating' };
     origin.write(serialize.startupMessage(forwarded, startup.protocolVersion));
     this.#unblock();
@@ -529,10 +428,9 @@ export class PgSession implements BackendFrameSink, ControlledSession {
 
   #refuse(code: string, message: string): void {
     if (this.#step.kind === 'closed') return;
-    this.#endReason ??=
-      this.#step.kind === 'ready' ? `error ${code}: ${message}` : `refused ${code}: ${message}`;
-    this.#flushOut();
-    endSocket(this.#client, serialize.errorResponse({ severity: 'FATAL', code, message }));
+    this.#ledger.refused(this.#step.kind === 'ready', code, message);
+    this.#relay.flush();
+    endSocket(this.#relay.client, serialize.errorResponse({ severity: 'FATAL', code, message }));
     this.#teardown();
   }
 
@@ -547,16 +445,14 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   }
 
   #block(): void {
-    this.#blocked = true;
-    this.#client.pause();
+    this.#relay.block();
   }
 
   #unblock(): void {
-    this.#blocked = false;
-    this.#client.resume();
+    this.#relay.unblock();
     try {
       this.#drainIncoming();
-      this.#flushOut();
+      this.#relay.flush();
     } catch (error) {
       this.#fail(error);
     }
@@ -572,7 +468,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     }
     switch (message.kind) {
       case 'query':
-        this.#queries += 1;
+        this.#ledger.queries += 1;
         if (this.#joinsUnit(message)) return;
         return this.#onQuery(message);
       case 'parse':
@@ -582,7 +478,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       case 'close':
         return this.#hold(message);
       case 'sync':
-        this.#queries += 1;
+        this.#ledger.queries += 1;
         this.#unit.push(message);
         return this.#onSync();
       case 'flush':
@@ -591,17 +487,17 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       case 'functionCall':
         if (this.#joinsUnit(message)) return;
         this.#noteSessionEffect('taints');
-        this.#send([message.frame], markBlock(this.#exchange('uncacheable', 'all'), null));
+        this.#send([message.frame], markBlock(newExchange('uncacheable', 'all'), null));
         return this.#probeIfOwed();
       case 'terminate':
-        this.#endReason ??= 'client terminated';
-        this.#writeOrigin(message.frame);
-        this.#flushOut();
+        this.#ledger.endWith('client terminated');
+        this.#relay.toOrigin(message.frame);
+        this.#relay.flush();
         return this.close();
       default:
         // COPY data and anything unknown go straight on (after what is held); the origin judges them.
         this.#forwardHeldUnit();
-        this.#writeOrigin(message.frame);
+        this.#relay.toOrigin(message.frame);
     }
   }
 
@@ -629,7 +525,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       // Unanalysed, a SET could slip by: this session never uses the store, even if rules change.
       this.#unanalyzed = true;
       cache.stats.uncacheable += 1;
-      return this.#send([message.frame], this.#exchange('uncacheable', null));
+      return this.#send([message.frame], newExchange('uncacheable', null));
     }
     const parts = ['Q', message.sql];
     const key = requestKey((this.#key as SessionKey).id ?? '', parts);
@@ -638,7 +534,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       if (entry !== undefined) return this.#serve(entry, null);
     }
     const analysis = this.#runtime.memo.analyze(message.sql, this.#standardStrings);
-    const exchange = this.#exchange('uncacheable', null);
+    const exchange = newExchange('uncacheable', null);
     addStatementWrites(exchange, analysis);
     markBlock(exchange, analysis);
     exchange.fingerprint = analysis.fingerprint;
@@ -668,7 +564,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#unitBytes = 0;
     if (this.#unitExchange !== null) {
       this.#unitExchange = null;
-      this.#writeOrigin((unit[unit.length - 1] as FrontendMessage).frame);
+      this.#relay.toOrigin((unit[unit.length - 1] as FrontendMessage).frame);
       return this.#probeIfOwed();
     }
     const cache = this.#cache as CacheState;
@@ -692,7 +588,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     const analysis = this.#runtime.memo.analyze(statement.sql, this.#standardStrings);
     const policy = analysis.cacheable ? this.#readPolicy(analysis, statement.sql) : null;
     if (policy === null) return this.#forwardUnit(unit, true);
-    const exchange = this.#exchange('miss', null);
+    const exchange = newExchange('miss', null);
     exchange.fingerprint = analysis.fingerprint;
     cache.stats.template(analysis.fingerprint, () => normalizeTemplate(statement.sql));
     // The statement and its analysis are known already: the effects below reuse them.
@@ -803,38 +699,29 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       this.#send(miss.frames(), exchange);
       return;
     }
-    const capture = start.kind === 'shared' ? start.capture : null;
     exchange.waiting = true;
     this.#queue.push(exchange);
     this.#block();
-    (start.kind === 'shared' ? start.found : start.answer)
-      .then((entry) => {
-        if (this.#step.kind === 'closed') {
-          if (capture !== null && entry === null) this.#access?.abandonMiss(capture);
-          return;
-        }
+    (this.#access as CacheAccess)
+      .follow(start, this.#arrivedAt, () => this.#step.kind === 'closed')
+      .then((followed) => {
+        if (followed === null) return;
         exchange.waiting = false;
-        if (entry !== null) {
+        if (followed.kind === 'hit') {
           if (miss.extended?.parse != null) this.#answeredUnnamedParse(miss.extended.statement);
           exchange.result = 'hit';
-          exchange.local = { entry, extended: miss.extended };
-          this.#access?.countHit(entry, this.#arrivedAt);
-        } else if (capture !== null) {
-          // Not in the second level: lead the miss at the origin, in order.
-          exchange.capture = capture;
-          exchange.extended = miss.extended !== null;
-          const frames = miss.frames();
-          this.#takeInjected(exchange);
-          for (const frame of frames) this.#writeOrigin(frame);
-          exchange.sentEpoch = this.#access?.sending() ?? null;
+          exchange.local = { entry: followed.entry, extended: miss.extended };
         } else {
-          // The leader's answer could not be stored: ask the origin ourselves, in order.
-          exchange.result = 'uncacheable';
-          this.#access?.countUncacheable();
+          // Asked of the origin after all, in order: stored when it leads (the second level had
+          // nothing), else the leader's answer could not be stored and this one is not either.
+          if (followed.kind === 'lead') {
+            exchange.capture = followed.capture;
+            exchange.extended = miss.extended !== null;
+          }
           const frames = miss.frames();
-          exchange.result = 'uncacheable';
+          if (followed.kind === 'ask') exchange.result = 'uncacheable';
           this.#takeInjected(exchange);
-          for (const frame of frames) this.#writeOrigin(frame);
+          for (const frame of frames) this.#relay.toOrigin(frame);
           exchange.sentEpoch = this.#access?.sending() ?? null;
         }
         this.#flushLocal();
@@ -854,11 +741,10 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     (this.#access as CacheAccess).countHit(entry, this.#arrivedAt);
     if (this.#queue.length === 0) {
       // Nothing in flight: straight out, no bookkeeping.
-      this.#flushRun();
-      this.#pushHit(this.#out, entry, extended);
+      this.#pushHit(entry, extended);
       return;
     }
-    const exchange = this.#exchange('hit', null);
+    const exchange = newExchange('hit', null);
     exchange.local = { entry, extended };
     this.#queue.push(exchange);
     this.#flushLocal();
@@ -866,14 +752,12 @@ export class PgSession implements BackendFrameSink, ControlledSession {
 
   // The stored answer, without its ParseComplete when the client sent no Parse, and with the
   // session's own transaction status when it is not idle.
-  #pushHit(out: Buffer[], entry: CacheEntry, extended: Extended): void {
+  #pushHit(entry: CacheEntry, extended: Extended): void {
     const response = entry.response;
     const start = extended !== null && extended.parse === null ? PARSE_COMPLETE.length : 0;
-    if (this.#txStatus === 'I') {
-      out.push(start === 0 ? response : response.subarray(start));
-    } else {
-      out.push(response.subarray(start, response.length - RFQ.I.length), RFQ[this.#txStatus]);
-    }
+    if (this.#txStatus === 'I') return this.#relay.forward(response, start, response.length);
+    this.#relay.forward(response, start, response.length - RFQ.I.length);
+    this.#relay.push(RFQ[this.#txStatus]);
   }
 
   // Frames of a unit as the origin must get them, re-sending the unnamed statement first when a
@@ -897,7 +781,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #pendingInjected = 0;
 
   #forwardUnit(unit: FrontendMessage[], complete: boolean): void {
-    const exchange = this.#exchange('none', null);
+    const exchange = newExchange('none', null);
     const frames = this.#unitFrames(unit);
     for (const message of unit) this.#applyStatementEffects(message, exchange);
     if (exchange.result === 'uncacheable') (this.#cache as CacheState).stats.uncacheable += 1;
@@ -909,7 +793,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
 
   #forwardHeldUnit(): void {
     if (this.#unit.length === 0) {
-      if (this.#unitExchange !== null) this.#flushOut();
+      if (this.#unitExchange !== null) this.#relay.flush();
       return;
     }
     const unit = this.#unit;
@@ -925,7 +809,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     const frames = this.#unitFrames(messages);
     this.#takeInjected(exchange);
     for (const message of messages) this.#applyStatementEffects(message, exchange);
-    for (const frame of frames) this.#writeOrigin(frame);
+    for (const frame of frames) this.#relay.toOrigin(frame);
   }
 
   // A Query or FunctionCall after extended messages with no Sync: Postgres answers them all with
@@ -946,7 +830,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       this.#noteSessionEffect('taints');
     }
     exchange.result = 'uncacheable';
-    this.#writeOrigin(message.frame);
+    this.#relay.toOrigin(message.frame);
     this.#probeIfOwed();
     return true;
   }
@@ -1046,7 +930,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       if (sent?.calls != null) decideAll(sent);
       return;
     }
-    const exchange = this.#exchange('none', null);
+    const exchange = newExchange('none', null);
     exchange.probe = { mark, state: null, functions: null };
     let names: string[] = [];
     if (sent?.calls != null) {
@@ -1057,7 +941,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     }
     this.#probing += 1;
     this.#queue.push(exchange);
-    this.#writeOrigin(stateProbe(names, this.#runtime.codeHints.get(this.#originScope)));
+    this.#relay.toOrigin(stateProbe(names, this.#runtime.codeHints.get(this.#originScope)));
     exchange.sentEpoch = this.#access?.sending() ?? null;
   }
 
@@ -1096,9 +980,9 @@ export class PgSession implements BackendFrameSink, ControlledSession {
         return this.#complete(buffer[start + 5] as number);
       case codes.ParameterStatus:
         this.#onParameterStatus(buffer.subarray(start, end));
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
       case codes.NotificationResponse:
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
     }
   }
 
@@ -1110,7 +994,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     if (exchange.learning !== null)
       this.#learned(exchange.learning, state === null ? null : probe.functions);
     this.#flushLocal();
-    if (this.#probing === 0 && this.#blocked) queueMicrotask(() => this.#unblock());
+    if (this.#probing === 0 && this.#relay.blocked) queueMicrotask(() => this.#unblock());
   }
 
   // What the functions of a statement wrote, once the probe behind it has answered (null: it
@@ -1132,9 +1016,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     learning.decided = true;
     (this.#access as CacheAccess).noteWrites(writes);
     if (learning.ready === null) return;
-    this.#holdFor((this.#access as CacheAccess).commitWrites());
-    this.#flushRun();
-    this.#out.push(learning.ready);
+    this.#relay.holdFor((this.#access as CacheAccess).commitWrites());
+    this.#relay.push(learning.ready);
     learning.ready = null;
   }
 
@@ -1151,29 +1034,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       if (status !== codes.TransactionInBlock || !this.#runtime.functions.mayRely(learning.check))
         decideAll(exchange);
     }
-    this.#forward(buffer, start, end);
+    this.#relay.forward(buffer, start, end);
     this.#complete(status);
-  }
-
-  #exchange(result: Exchange['result'], writes: string[] | 'all' | null): Exchange {
-    return {
-      local: null,
-      waiting: false,
-      capture: null,
-      extended: false,
-      writes,
-      calls: null,
-      learning: null,
-      swallowParseComplete: 0,
-      result,
-      lastTagRollback: false,
-      failed: false,
-      parsedNames: [],
-      fingerprint: '',
-      probe: null,
-      keepsBlock: null,
-      sentEpoch: null,
-    };
   }
 
   #takeInjected(exchange: Exchange): void {
@@ -1184,32 +1046,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #send(frames: Buffer[], exchange: Exchange): void {
     this.#takeInjected(exchange);
     this.#queue.push(exchange);
-    for (const frame of frames) this.#writeOrigin(frame);
+    for (const frame of frames) this.#relay.toOrigin(frame);
     exchange.sentEpoch = this.#access?.sending() ?? null;
-  }
-
-  // Frames for the origin are batched and written once per batch of client input: pgbench's five
-  // extended-protocol messages would otherwise cost five system calls.
-  #writeOrigin(frame: Buffer): void {
-    this.#toOrigin.push(frame);
-  }
-
-  #flushOrigin(): void {
-    const frames = this.#toOrigin;
-    const origin = this.#origin;
-    if (frames.length === 0 || origin === null) return;
-    this.#toOrigin = [];
-    let ok: boolean;
-    if (frames.length === 1) ok = origin.write(frames[0] as Buffer);
-    else if (frames.length <= 64) ok = origin.write(Buffer.concat(frames));
-    else {
-      origin.cork();
-      for (const frame of frames) origin.write(frame);
-      origin.uncork();
-      ok = origin.writableLength < origin.writableHighWaterMark;
-    }
-    // A slow origin: stop reading the client until the origin drains.
-    if (!ok) this.#client.pause();
   }
 
   // ---- origin → edge ----
@@ -1218,7 +1056,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     if (this.#step.kind === 'closed') return;
     try {
       this.#frames.push(chunk, this);
-      this.#flushOut();
+      this.#relay.flush();
     } catch (error) {
       this.#fail(error);
     }
@@ -1233,7 +1071,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       case codes.ReadyForQuery:
         if (exchange?.learning != null)
           return this.#readyWhileLearning(exchange, buffer, start, end);
-        this.#forward(buffer, start, end);
+        this.#relay.forward(buffer, start, end);
         return this.#complete(buffer[start + 5] as number);
       case codes.CommandComplete:
         if (exchange !== undefined)
@@ -1244,14 +1082,14 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           exchange.swallowParseComplete -= 1;
           return;
         }
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
       case codes.BindComplete:
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
       case codes.ParameterStatus:
         this.#onParameterStatus(buffer.subarray(start, end));
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
       case codes.NotificationResponse:
-        return this.#forward(buffer, start, end);
+        return this.#relay.forward(buffer, start, end);
       case codes.ErrorResponse:
         if (exchange !== undefined) exchange.failed = true;
         this.#originSaidWhy ||= endsSession(buffer, start, end);
@@ -1265,7 +1103,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     if (exchange?.capture != null && exchange.capture.ok) {
       this.#capture(exchange.capture, code, buffer.subarray(start, end));
     }
-    this.#forward(buffer, start, end);
+    this.#relay.forward(buffer, start, end);
   }
 
   piece(code: number, piece: Buffer, last: boolean): void {
@@ -1277,9 +1115,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     }
     if (exchange?.capture != null) exchange.capture.ok = false;
     if (code === codes.ErrorResponse && exchange !== undefined) exchange.failed = true;
-    this.#flushRun();
-    this.#out.push(piece);
-    if (last && this.#out.length > 64) this.#flushOut();
+    this.#relay.push(piece);
+    if (last && this.#relay.waitingPieces > 64) this.#relay.flush();
   }
 
   #capture(capture: Capture, code: number, frame: Buffer): void {
@@ -1294,7 +1131,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       // Committed before the probe behind the exchange could say what its functions wrote.
       if (exchange.calls !== null || exchange.learning !== null) decideAll(exchange);
       this.#applyWrites(exchange);
-      this.#holdFor((this.#access as CacheAccess).commitWrites());
+      this.#relay.holdFor((this.#access as CacheAccess).commitWrites());
     }
   }
 
@@ -1318,7 +1155,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#applyWrites(exchange);
     if (this.#txStatus === 'I' && access.written) {
       if (exchange.lastTagRollback) access.discardWrites();
-      else this.#holdFor(access.commitWrites());
+      else this.#relay.holdFor(access.commitWrites());
     }
     if (exchange.failed) {
       for (const name of exchange.parsedNames) this.#statements.delete(name);
@@ -1355,8 +1192,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       const head = this.#queue[0] as Exchange;
       if (head.local === null) return;
       this.#queue.shift();
-      this.#flushRun();
-      this.#pushHit(this.#out, head.local.entry, head.local.extended);
+      this.#pushHit(head.local.entry, head.local.extended);
     }
   }
 
@@ -1369,8 +1205,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           const offered = saslMechanisms(buffer.subarray(start, end)).filter(
             (m) => !m.endsWith('-PLUS'),
           );
-          this.#flushRun();
-          this.#out.push(serialize.authenticationSASL(offered));
+          this.#relay.push(serialize.authenticationSASL(offered));
           return;
         }
         break;
@@ -1386,156 +1221,30 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       case codes.ReadyForQuery:
         this.#txStatus = String.fromCharCode(buffer[start + 5] as number) as TransactionStatus;
         this.#step = { kind: 'ready' };
-        this.#loggedIn();
+        this.#ledger.loggedIn();
         break;
       case codes.ErrorResponse:
         this.#originSaidWhy = true;
-        this.#endReason ??= `authentication failed: ${errorCode(buffer, start, end)}`;
-        this.#forward(buffer, start, end);
-        this.#flushOut();
-        endSocket(this.#client);
+        this.#ledger.endWith(`authentication failed: ${errorCode(buffer, start, end)}`);
+        this.#relay.forward(buffer, start, end);
+        this.#relay.flush();
+        endSocket(this.#relay.client);
         return;
     }
-    this.#forward(buffer, start, end);
-  }
-
-  // ---- output ----
-
-  #forward(buffer: Buffer, start: number, end: number): void {
-    if (this.#runBuffer === buffer && this.#runEnd === start) {
-      this.#runEnd = end;
-      return;
-    }
-    this.#flushRun();
-    this.#runBuffer = buffer;
-    this.#runStart = start;
-    this.#runEnd = end;
-  }
-
-  #flushRun(): void {
-    if (this.#runBuffer === null) return;
-    this.#out.push(this.#runBuffer.subarray(this.#runStart, this.#runEnd));
-    this.#runBuffer = null;
-  }
-
-  // With other edge nodes, a writer's answer waits until they can know of its write: reading from
-  // the origin pauses, and what is ready for the client stays here until then.
-  #holdFor(published: Promise<void> | null): void {
-    if (published === null) return;
-    this.#holding += 1;
-    this.#origin?.pause();
-    void published.then(() => {
-      this.#holding -= 1;
-      if (this.#holding > 0 || this.#step.kind === 'closed') return;
-      this.#origin?.resume();
-      this.#flushOut();
-      this.#endIfDrained();
-    });
-  }
-
-  #holding = 0;
-
-  #flushOut(): void {
-    this.#flushOrigin();
-    this.#flushRun();
-    const out = this.#out;
-    if (out.length === 0 || this.#step.kind === 'closed' || this.#holding > 0) return;
-    this.#out = [];
-    const client = this.#client;
-    for (const piece of out) this.#bytesOut += piece.length;
-    let ok: boolean;
-    if (out.length === 1) ok = client.write(out[0] as Buffer);
-    else if (out.length <= 16) ok = client.write(Buffer.concat(out));
-    else {
-      client.cork();
-      for (const piece of out) client.write(piece);
-      client.uncork();
-      ok = client.writableLength < client.writableHighWaterMark;
-    }
-    // A slow client: stop reading from the origin (and from the client) until it catches up.
-    if (!ok) {
-      this.#origin?.pause();
-      client.pause();
-      client.once('drain', () => {
-        if (!this.#blocked) client.resume();
-      });
-    }
+    this.#relay.forward(buffer, start, end);
   }
 
   #originGone(): void {
     if (this.#step.kind === 'closed') return;
     if (this.#originSaidWhy) {
-      if (this.#step.kind === 'ready') this.#endReason ??= 'origin ended the session';
+      if (this.#step.kind === 'ready') this.#ledger.endWith('origin ended the session');
       // The origin's own FATAL has been relayed: Postgres sends one message, then closes.
-      this.#flushOut();
-      endSocket(this.#client);
+      this.#relay.flush();
+      endSocket(this.#relay.client);
       this.#teardown();
       return;
     }
     // 08006 connection_failure: the client learns why instead of seeing a bare EOF.
     this.#refuse('08006', 'the origin database closed the connection');
   }
-}
-
-// The SQLSTATE (`C` field) of an ErrorResponse.
-function errorCode(buffer: Buffer, start: number, end: number): string {
-  let offset = start + 5;
-  while (offset < end && buffer[offset] !== 0) {
-    const valueEnd = buffer.indexOf(0, offset + 1);
-    if (valueEnd < 0 || valueEnd >= end) break;
-    if (buffer[offset] === 0x43) return buffer.toString('latin1', offset + 1, valueEnd);
-    offset = valueEnd + 1;
-  }
-  return 'unknown';
-}
-
-// Whether an ErrorResponse ends the session: its severity (the untranslated `V` field, else `S`)
-// is FATAL or PANIC.
-function endsSession(buffer: Buffer, start: number, end: number): boolean {
-  let severity = '';
-  let offset = start + 5;
-  while (offset < end && buffer[offset] !== 0) {
-    const field = buffer[offset] as number;
-    const valueEnd = buffer.indexOf(0, offset + 1);
-    if (valueEnd < 0 || valueEnd >= end) break;
-    if (field === SEVERITY_FIELD || (field === LOCALIZED_SEVERITY_FIELD && severity === '')) {
-      severity = buffer.toString('latin1', offset + 1, valueEnd);
-    }
-    offset = valueEnd + 1;
-  }
-  return severity === 'FATAL' || severity === 'PANIC';
-}
-
-// A statement's writes: what it writes itself, and the functions it calls whose writes the probe
-// behind it will tell (a text of several statements: everything).
-function addStatementWrites(exchange: Exchange, analysis: Analysis): void {
-  const effects = analysis.effects;
-  if (effects !== null && effects.writes !== 'all' && effects.calls.length > 0) {
-    if (effects.writes.length > 0) addWrites(exchange, effects.writes);
-    exchange.calls = [...(exchange.calls ?? []), ...effects.calls];
-    return;
-  }
-  if (analysis.writes === 'all' || analysis.writes.length > 0) addWrites(exchange, analysis.writes);
-}
-
-// Whether the exchange still keeps the session's transaction block as it was, with one more
-// statement (null: one that could not be analysed). A text of several statements may hold a
-// COMMIT, whatever its strongest effect says.
-function markBlock(exchange: Exchange, analysis: Analysis | null): Exchange {
-  const keeps =
-    analysis !== null && analysis.effects !== null && analysis.session !== 'transaction';
-  exchange.keepsBlock = keeps && exchange.keepsBlock !== false;
-  return exchange;
-}
-
-// The exchange's functions may have written anything: count it so, whatever the probe says.
-function decideAll(exchange: Exchange): void {
-  exchange.calls = null;
-  if (exchange.learning !== null) exchange.learning.decided = true;
-  addWrites(exchange, 'all');
-}
-
-function addWrites(exchange: Exchange, writes: string[] | 'all'): void {
-  if (writes === 'all' || exchange.writes === 'all') exchange.writes = 'all';
-  else exchange.writes = [...(exchange.writes ?? []), ...writes];
 }
