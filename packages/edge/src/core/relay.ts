@@ -4,6 +4,8 @@
 // Back-pressure goes both ways, and a writer's answer can be held until other edge nodes can know
 // of its write (holdFor). The parsers, the protocol and the cache stay with the session.
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 
 // More pieces than this are written with cork()/uncork() (writev) instead of copied into one.
 const MAX_CONCATENATED = 32;
@@ -53,6 +55,23 @@ export class Relay {
     socket.on('drain', () => {
       this.origin?.resume();
       if (!this.blocked) socket.resume();
+    });
+  }
+
+  /**
+   * The client's connection turns to TLS: the plain socket's listeners go, and the TLS layer reads
+   * it, or what `transport` makes of it (the plain socket behind bytes already taken off it; made
+   * after the listeners went, so its own stay). The session attaches the returned socket.
+   */
+  startClientTls(
+    context: tls.SecureContext,
+    transport: (plain: net.Socket) => Duplex = (plain) => plain,
+  ): tls.TLSSocket {
+    const plain = this.client;
+    for (const event of ['data', 'close', 'error', 'drain']) plain.removeAllListeners(event);
+    return new tls.TLSSocket(transport(plain) as net.Socket, {
+      isServer: true,
+      secureContext: context,
     });
   }
 

@@ -7,7 +7,7 @@
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { CacheEntry } from '../../cache/result-cache.ts';
 import type { CacheAccess, Capture } from '../../core/cache-access.ts';
 import { Relay } from '../../core/relay.ts';
@@ -360,19 +360,13 @@ export class MysqlSession implements ControlledSession {
 
   #startClientTls(held: Buffer): void {
     if (this.#tls === null) throw new ProtocolError('TLS is not available on this edge');
-    const plain = this.#relay.client;
     this.#flush();
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    plain.removeAllListeners('error');
-    plain.removeAllListeners('drain');
-    const transport = held.length === 0 ? plain : prepend(held, plain);
-    const secure = new tls.TLSSocket(transport as net.Socket, {
-      isServer: true,
-      secureContext: this.#tls,
-    });
     this.#clientParser = new PacketParser();
-    this.#attachClient(secure);
+    this.#attachClient(
+      this.#relay.startClientTls(this.#tls, (plain) =>
+        held.length === 0 ? plain : prepend(held, plain),
+      ),
+    );
   }
 
   async #startOriginTls(): Promise<void> {

@@ -28,9 +28,7 @@ import {
 } from '../../upstream/origin.ts';
 import * as codes from '../protocol/codes.ts';
 import type {
-  BindMessage,
   FrontendMessage,
-  ParseMessage,
   QueryMessage,
   StartupMessage,
   TransactionStatus,
@@ -59,9 +57,9 @@ import {
   errorCode,
   parseTypes,
   saslMechanisms,
-  usesUnnamedStatement,
 } from './frame-fields.ts';
 import { readStartup } from './startup-parameters.ts';
+import { PreparedStatements } from './statements.ts';
 import {
   readCodeHint,
   readProbeFunctions,
@@ -146,9 +144,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #unitBytes = 0;
   #unitExchange: Exchange | null = null;
   #txStatus: TransactionStatus = 'I';
-  readonly #statements = new Map<string, Statement>();
-  #unnamed: Statement | null = null;
-  #originHasUnnamed = true;
+  readonly #statements = new PreparedStatements();
 
   constructor(socket: net.Socket, options: SessionOptions) {
     this.id = String(options.id);
@@ -359,14 +355,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     if (this.#parser.bufferedBytes > 0 || this.#incomingIndex < this.#incoming.length) {
       throw new ProtocolError('data arrived after SSLRequest before the TLS handshake');
     }
-    const plain = this.#relay.client;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    plain.removeAllListeners('error');
-    plain.removeAllListeners('drain');
-    plain.write(serialize.sslResponse(true));
-    const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: this.#tls });
-    this.#attachClient(secure);
+    this.#relay.client.write(serialize.sslResponse(true));
+    this.#attachClient(this.#relay.startClientTls(this.#tls));
   }
 
   async #connect(startup: StartupMessage): Promise<void> {
@@ -507,7 +497,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       message.kind === 'query'
         ? message.sql
         : message.kind === 'sync'
-          ? this.#cacheableUnit([...this.#unit, message])?.statement.sql
+          ? this.#statements.cacheableUnit([...this.#unit, message])?.statement.sql
           : undefined;
     return sql !== undefined && this.#runtime.memo.analyze(sql, this.#standardStrings).cacheable;
   }
@@ -568,7 +558,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       return this.#probeIfOwed();
     }
     const cache = this.#cache as CacheState;
-    const read = cache.rules.neverCaches ? null : this.#cacheableUnit(unit);
+    const read = cache.rules.neverCaches ? null : this.#statements.cacheableUnit(unit);
     if (read === null) return this.#forwardUnit(unit, true);
     const { parse, bind, describe, statement } = read;
     const parts = [
@@ -594,7 +584,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     // The statement and its analysis are known already: the effects below reuse them.
     const known = { statement, analysis, standardStrings: this.#standardStrings };
     const frames = (): Buffer[] => {
-      const unitFrames = this.#unitFrames(unit);
+      const unitFrames = this.#statements.frames(unit);
       for (const message of unit) this.#applyStatementEffects(message, exchange, known);
       exchange.result = 'miss';
       return unitFrames;
@@ -610,43 +600,6 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       // A named Parse must reach the origin: never answered from the second level either.
       shared: namedParse ? null : this.#sharedParts(parts),
     });
-  }
-
-  // [Parse] Bind [Describe portal] Execute(all rows) Sync, on the unnamed portal: the shape a cached
-  // read can answer. Returns its parts, or null.
-  #cacheableUnit(unit: FrontendMessage[]): {
-    parse: ParseMessage | null;
-    bind: BindMessage;
-    describe: boolean;
-    statement: Statement;
-  } | null {
-    let i = 0;
-    let parse: ParseMessage | null = null;
-    const first = unit[0];
-    if (first?.kind === 'parse') {
-      parse = first;
-      i = 1;
-    }
-    const bind = unit[i];
-    if (bind?.kind !== 'bind' || bind.portal !== '') return null;
-    i += 1;
-    let describe = false;
-    const next = unit[i];
-    if (next?.kind === 'describe' && next.target === 'P' && next.name === '') {
-      describe = true;
-      i += 1;
-    }
-    const execute = unit[i];
-    if (execute?.kind !== 'execute' || execute.portal !== '' || execute.maxRows !== 0) return null;
-    if (unit[i + 1]?.kind !== 'sync' || unit.length !== i + 2) return null;
-    let statement: Statement | null | undefined;
-    if (parse !== null) {
-      if (parse.name !== bind.statement) return null;
-      statement = { sql: parse.sql, types: parseTypes(parse), frame: parse.frame };
-    } else {
-      statement = bind.statement === '' ? this.#unnamed : this.#statements.get(bind.statement);
-    }
-    return statement == null ? null : { parse, bind, describe, statement };
   }
 
   // Whether reads may be served or stored now: not behind anything that could open a
@@ -708,7 +661,8 @@ export class PgSession implements BackendFrameSink, ControlledSession {
         if (followed === null) return;
         exchange.waiting = false;
         if (followed.kind === 'hit') {
-          if (miss.extended?.parse != null) this.#answeredUnnamedParse(miss.extended.statement);
+          if (miss.extended?.parse != null)
+            this.#statements.answeredUnnamedParse(miss.extended.statement);
           exchange.result = 'hit';
           exchange.local = { entry: followed.entry, extended: miss.extended };
         } else {
@@ -737,7 +691,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   }
 
   #serve(entry: CacheEntry, extended: Extended): void {
-    if (extended?.parse != null) this.#answeredUnnamedParse(extended.statement);
+    if (extended?.parse != null) this.#statements.answeredUnnamedParse(extended.statement);
     (this.#access as CacheAccess).countHit(entry, this.#arrivedAt);
     if (this.#queue.length === 0) {
       // Nothing in flight: straight out, no bookkeeping.
@@ -760,29 +714,9 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#relay.push(RFQ[this.#txStatus]);
   }
 
-  // Frames of a unit as the origin must get them, re-sending the unnamed statement first when a
-  // cache hit answered its Parse and the origin never saw it.
-  #unitFrames(unit: FrontendMessage[]): Buffer[] {
-    const frames: Buffer[] = [];
-    let injected = false;
-    for (const message of unit) {
-      if (message.kind === 'parse' && message.name === '') this.#originHasUnnamed = true;
-      if (usesUnnamedStatement(message) && !this.#originHasUnnamed && !injected) {
-        if (this.#unnamed !== null) frames.unshift(this.#unnamed.frame);
-        this.#originHasUnnamed = true;
-        injected = this.#unnamed !== null;
-      }
-      frames.push(message.frame);
-    }
-    if (injected) this.#pendingInjected += 1;
-    return frames;
-  }
-
-  #pendingInjected = 0;
-
   #forwardUnit(unit: FrontendMessage[], complete: boolean): void {
     const exchange = newExchange('none', null);
-    const frames = this.#unitFrames(unit);
+    const frames = this.#statements.frames(unit);
     for (const message of unit) this.#applyStatementEffects(message, exchange);
     if (exchange.result === 'uncacheable') (this.#cache as CacheState).stats.uncacheable += 1;
     this.#send(frames, exchange);
@@ -806,7 +740,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   // More messages of a unit already forwarded before its Sync: straight on, under its exchange.
   #followUnit(messages: FrontendMessage[]): void {
     const exchange = this.#unitExchange as Exchange;
-    const frames = this.#unitFrames(messages);
+    const frames = this.#statements.frames(messages);
     this.#takeInjected(exchange);
     for (const message of messages) this.#applyStatementEffects(message, exchange);
     for (const frame of frames) this.#relay.toOrigin(frame);
@@ -848,26 +782,17 @@ export class PgSession implements BackendFrameSink, ControlledSession {
           known?.statement.frame === message.frame
             ? known.statement
             : { sql: message.sql, types: parseTypes(message), frame: message.frame };
-        if (message.name === '') {
-          this.#unnamed = statement;
-          this.#originHasUnnamed = true;
-        } else {
-          this.#statements.set(message.name, statement);
-          exchange.parsedNames.push(message.name);
-        }
+        this.#statements.define(message.name, statement);
+        if (message.name !== '') exchange.parsedNames.push(message.name);
         return;
       }
       case 'close':
-        if (message.target === 'S') {
-          if (message.name === '') this.#unnamed = null;
-          else this.#statements.delete(message.name);
-        }
+        if (message.target === 'S') this.#statements.forget(message.name);
         return;
       case 'bind': {
-        const statement =
-          message.statement === '' ? this.#unnamed : this.#statements.get(message.statement);
+        const statement = this.#statements.get(message.statement);
         if (exchange.result === 'none') exchange.result = 'uncacheable';
-        if (statement == null) {
+        if (statement === null) {
           markBlock(exchange, null);
           this.#noteSessionEffect('taints');
           return addWrites(exchange, 'all');
@@ -891,12 +816,6 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     }
   }
 
-  // A cache hit answered the client's unnamed Parse: the origin still holds the previous one.
-  #answeredUnnamedParse(statement: Statement): void {
-    this.#unnamed = statement;
-    this.#originHasUnnamed = false;
-  }
-
   #applySessionEffect(analysis: Analysis, sql: string): void {
     if (analysis.session === 'none') return;
     // Until its ParameterStatus arrives, texts behind it are not split into shapes.
@@ -909,7 +828,6 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   #noteSessionEffect(effect: SessionEffect): void {
     if (!(this.#key as SessionKey).note(effect) || effect !== 'discards') return;
     this.#statements.clear();
-    this.#unnamed = null;
   }
 
   // Sent at the end of an exchange (after its Sync or Query), so it runs as a statement of its own.
@@ -1039,8 +957,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
   }
 
   #takeInjected(exchange: Exchange): void {
-    exchange.swallowParseComplete += this.#pendingInjected;
-    this.#pendingInjected = 0;
+    exchange.swallowParseComplete += this.#statements.takeInjected();
   }
 
   #send(frames: Buffer[], exchange: Exchange): void {
@@ -1158,7 +1075,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
       else this.#relay.holdFor(access.commitWrites());
     }
     if (exchange.failed) {
-      for (const name of exchange.parsedNames) this.#statements.delete(name);
+      for (const name of exchange.parsedNames) this.#statements.forget(name);
     }
     const capture = exchange.capture;
     if (capture !== null) {
