@@ -3,7 +3,6 @@
 // store is back, requests succeed again. The store is the machine's Postgres behind a TCP relay
 // that this test closes (every connection dropped, new ones refused) and opens again.
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -12,42 +11,8 @@ import { loadConfig } from '../src/config.ts';
 import { startServer, type RunningServer } from '../src/main.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { createTestDatabase } from './helpers/stores.ts';
+import { postgresRelay } from './helpers/postgres-relay.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
-
-/** A TCP relay to the machine's Postgres that can be taken down and brought back on its port. */
-function postgresRelay(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | null = null;
-  let port = 0;
-  const up = () =>
-    new Promise<number>((resolve, reject) => {
-      server = net.createServer((client) => {
-        const origin = net.connect(Number(target.port || 5432), target.hostname);
-        for (const socket of [client, origin]) {
-          sockets.add(socket);
-          socket.on('close', () => sockets.delete(socket));
-          socket.on('error', () => {
-            client.destroy();
-            origin.destroy();
-          });
-        }
-        client.pipe(origin).pipe(client);
-      });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
-        port = (server!.address() as net.AddressInfo).port;
-        resolve(port);
-      });
-    });
-  const down = () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      if (server === null) return resolve();
-      server.close(() => resolve());
-      server = null;
-    });
-  return { up, down };
-}
 
 describe('the API while the store is unreachable', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;

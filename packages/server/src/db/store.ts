@@ -216,6 +216,14 @@ function preparingClient(pg: typeof PgModule): typeof PgModule.Client {
     return name;
   };
   return class PreparingClient extends pg.Client {
+    constructor(config?: string | PgModule.ClientConfig) {
+      super(config);
+      // The pool lends a connection without its own error listener: a connection cut while a
+      // statement runs on it would emit 'error' with nobody listening, and end the process. The
+      // statement fails by itself (and the pool drops the connection), so nothing more is owed.
+      this.on('error', () => undefined);
+    }
+
     override query(config: unknown, values?: unknown, callback?: unknown): never {
       if (typeof config === 'string' && Array.isArray(values) && callback === undefined) {
         // Made from the text and named afterwards: given a config object, pg copies it through
