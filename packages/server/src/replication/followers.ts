@@ -182,6 +182,7 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
     let delay = RETRY_MS;
     while (!entry.stopped) {
       let owned = false;
+      const asked = Date.now();
       try {
         owned = await acquireReplicationLease(store.db, cacheId, node, LEASE_SECONDS);
       } catch (error) {
@@ -208,18 +209,32 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
         .catch(() => undefined);
       const follower = make(saved?.position ?? null);
       entry.follower = follower;
+      // Unsure it still holds the lease: it stops before another node may start. A renewal refused
+      // or failed says so at once; one the store never answers (unreachable, not refusing) says
+      // nothing, so the lease is taken to end LEASE_SECONDS after the last renewal granted was
+      // asked for, and the follower stops LEASE_RENEW_MS before that.
       let lost = false;
+      const lose = () => {
+        if (lost) return;
+        lost = true;
+        void follower.stop();
+      };
+      let granted = asked;
+      let expiry: NodeJS.Timeout | undefined;
+      const expireFrom = (askedAt: number) => {
+        if (lost || askedAt < granted) return;
+        granted = askedAt;
+        clearTimeout(expiry);
+        expiry = setTimeout(lose, askedAt + LEASE_SECONDS * 1000 - LEASE_RENEW_MS - Date.now());
+        expiry.unref();
+      };
+      expireFrom(asked);
       const renew = setInterval(() => {
+        const askedAt = Date.now();
         acquireReplicationLease(store.db, cacheId, node, LEASE_SECONDS)
           .catch(() => false)
           .then(
-            (kept) => {
-              // Unsure it still holds the lease: it stops before another node may start.
-              if (!kept && !lost) {
-                lost = true;
-                void follower.stop();
-              }
-            },
+            (kept) => (kept ? expireFrom(askedAt) : lose()),
             () => undefined,
           );
       }, LEASE_RENEW_MS);
@@ -249,6 +264,7 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
         }
       } finally {
         clearInterval(renew);
+        clearTimeout(expiry);
         if (slotTimer !== null) clearInterval(slotTimer);
         if (firstMeasure !== null) clearTimeout(firstMeasure);
       }
