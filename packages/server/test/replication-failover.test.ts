@@ -12,13 +12,11 @@ import { startServer, type RunningServer } from '../src/main.ts';
 import { slotNameOf } from '../src/replication/origin-link.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { freePort } from './helpers/listening-app.ts';
+import { startLogicalOrigin } from './helpers/logical-origin.ts';
 import { until as untilWithin } from './helpers/until.ts';
 import { createTestDatabase } from './helpers/stores.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
-import {
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from '../../edge/test/helpers/throwaway-cluster.ts';
+import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 import {
   spawnEdgegate,
   stopEdgegate,
@@ -33,23 +31,7 @@ const REPLICATOR_PASSWORD = 'replicator-pw-2';
 const until = <T>(what: string, check: () => Promise<T | null>, ms = 15_000) =>
   untilWithin(what, check, ms);
 
-/** A throwaway `wal_level=logical` Postgres with a replication role and a publication of all tables. */
-async function startLogicalOrigin(): Promise<{ cluster: ThrowawayCluster; origin: pg.Client }> {
-  const cluster = await startThrowawayCluster({ walLevel: 'logical' });
-  const origin = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: cluster.superuser,
-    password: cluster.password('postgres'),
-    database: cluster.database,
-  });
-  await origin.connect();
-  await origin.query(
-    `CREATE ROLE ${REPLICATOR} LOGIN REPLICATION PASSWORD '${REPLICATOR_PASSWORD}'`,
-  );
-  await origin.query('CREATE PUBLICATION app_pub FOR ALL TABLES');
-  return { cluster, origin };
-}
+const startOrigin = () => startLogicalOrigin({ user: REPLICATOR, password: REPLICATOR_PASSWORD });
 
 /** A cache in replication mode on `cluster`, made through the control plane's API; its id. */
 async function createReplicationCache(
@@ -117,7 +99,7 @@ describe('one follower per cache across edge nodes', () => {
     );
 
   beforeAll(async () => {
-    ({ cluster, origin } = await startLogicalOrigin());
+    ({ cluster, origin } = await startOrigin());
     database = await createTestDatabase({ migrated: true });
     controlPlane = await startServer(
       loadConfig({
@@ -261,7 +243,7 @@ describe('a replication cache on edge nodes that share a Redis bus', () => {
   let cacheId: string;
 
   beforeAll(async () => {
-    ({ cluster, origin } = await startLogicalOrigin());
+    ({ cluster, origin } = await startOrigin());
     database = await createTestDatabase({ migrated: true });
     const settings = (name: string, extra: Record<string, string> = {}) =>
       loadConfig({

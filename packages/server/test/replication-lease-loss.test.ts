@@ -4,7 +4,7 @@
 // store that refuses says so at the next renewal, one that never answers only by the clock. A real
 // follower reads a throwaway `wal_level=logical` Postgres.
 import net from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyring, sealSecret } from '../src/connect/keyring.ts';
@@ -15,11 +15,9 @@ import { slotNameOf } from '../src/replication/origin-link.ts';
 import { signUp } from '../src/services/accounts.ts';
 import { newId } from '../src/services/crypto.ts';
 import { createTestDatabase, openTestStore } from './helpers/stores.ts';
+import { startLogicalOrigin } from './helpers/logical-origin.ts';
 import { until } from './helpers/until.ts';
-import {
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from '../../edge/test/helpers/throwaway-cluster.ts';
+import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
 const SECRET = 'l'.repeat(48);
 const silent = pino({ level: 'silent' });
@@ -160,19 +158,10 @@ describe('an owner that cannot renew its replication lease', () => {
   let origin: pg.Client;
 
   beforeAll(async () => {
-    cluster = await startThrowawayCluster({ walLevel: 'logical' });
-    origin = new pg.Client({
-      host: cluster.host,
-      port: cluster.port,
-      user: cluster.superuser,
-      password: cluster.password('postgres'),
-      database: cluster.database,
-    });
-    await origin.connect();
-    await origin.query(
-      `CREATE ROLE ${REPLICATOR} LOGIN REPLICATION PASSWORD '${REPLICATOR_PASSWORD}'`,
-    );
-    await origin.query('CREATE PUBLICATION app_pub FOR ALL TABLES');
+    ({ cluster, origin } = await startLogicalOrigin({
+      user: REPLICATOR,
+      password: REPLICATOR_PASSWORD,
+    }));
   }, 120_000);
   afterAll(async () => {
     await origin?.end();
