@@ -179,27 +179,30 @@ export class CacheAccess {
   }
 
   /**
-   * Waits for a miss that did not lead: the identical miss in flight, or the second level. Null
-   * when the session was `closed()` meanwhile (a capture it would have led is let go).
+   * Waits for a miss that did not lead: the identical miss in flight, or the second level; then
+   * tells `then` how it ended, in the same turn as it checks that the session is not `closed()`
+   * (a closed session's capture is let go instead).
    */
-  async follow(
+  follow(
     start: Exclude<MissStart, { kind: 'lead' }>,
     arrivedAt: number,
     closed: () => boolean,
-  ): Promise<FollowedMiss | null> {
+    then: (followed: FollowedMiss) => void,
+  ): Promise<void> {
     const capture = start.kind === 'shared' ? start.capture : null;
-    const entry = await (start.kind === 'shared' ? start.found : start.answer);
-    if (closed()) {
-      if (capture !== null && entry === null) this.abandonMiss(capture);
-      return null;
-    }
-    if (entry !== null) {
-      this.countHit(entry, arrivedAt);
-      return { kind: 'hit', entry };
-    }
-    if (capture !== null) return { kind: 'lead', capture };
-    this.countUncacheable();
-    return { kind: 'ask' };
+    return (start.kind === 'shared' ? start.found : start.answer).then((entry) => {
+      if (closed()) {
+        if (capture !== null && entry === null) this.abandonMiss(capture);
+        return;
+      }
+      if (entry !== null) {
+        this.countHit(entry, arrivedAt);
+        return then({ kind: 'hit', entry });
+      }
+      if (capture !== null) return then({ kind: 'lead', capture });
+      this.countUncacheable();
+      then({ kind: 'ask' });
+    });
   }
 
   // The second level is used for caches that share results, and only while the bus says this node

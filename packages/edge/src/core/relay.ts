@@ -51,10 +51,11 @@ export class Relay {
   attachClient(socket: net.Socket): void {
     this.client = socket;
     socket.setNoDelay(true);
-    // The client caught up: the origin may send again, and the client may be read again.
+    // The client caught up: the origin may send again (unless a writer's answer is held), and the
+    // client may be read again (unless the origin is behind too).
     socket.on('drain', () => {
-      this.origin?.resume();
-      if (!this.blocked) socket.resume();
+      if (this.#holding === 0) this.origin?.resume();
+      this.#resumeClient();
     });
   }
 
@@ -78,9 +79,7 @@ export class Relay {
   attachOrigin(socket: net.Socket): void {
     this.origin = socket;
     socket.setNoDelay(true);
-    socket.on('drain', () => {
-      if (!this.blocked) this.client.resume();
-    });
+    socket.on('drain', () => this.#resumeClient());
   }
 
   block(): void {
@@ -90,6 +89,14 @@ export class Relay {
 
   unblock(): void {
     this.blocked = false;
+    this.#resumeClient();
+  }
+
+  // The client is read while the session takes input and neither link is behind; whichever of
+  // unblock() and the two 'drain' events comes last resumes it.
+  #resumeClient(): void {
+    if (this.blocked || this.origin?.writableNeedDrain === true) return;
+    if (this.client.writableNeedDrain) return;
     this.client.resume();
   }
 

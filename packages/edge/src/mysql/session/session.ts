@@ -1162,25 +1162,28 @@ export class MysqlSession implements ControlledSession {
     this.#queue.push(pending);
     this.#block();
     access
-      .follow(start, this.#arrivedAt, () => this.#step === 'closed')
-      .then((followed) => {
-        if (followed === null) return;
-        pending.waiting = false;
-        if (followed.kind === 'hit') {
-          pending.local = { entry: followed.entry };
-        } else {
-          // Asked of the origin after all, in order: stored when it leads (the second level had
-          // nothing), else the leader's answer could not be stored and this one is not either.
-          if (followed.kind === 'lead') pending.capture = followed.capture;
-          pending.reader = new ResponseReader('result', this.#deprecateEof);
-          this.#relay.toOrigin(wire);
-          pending.sentEpoch = access.sending();
-          sent();
-        }
-        this.#flushLocal();
-        this.#flush();
-        this.#unblock();
-      })
+      .follow(
+        start,
+        this.#arrivedAt,
+        () => this.#step === 'closed',
+        (followed) => {
+          pending.waiting = false;
+          if (followed.kind === 'hit') {
+            pending.local = { entry: followed.entry };
+          } else {
+            // Asked of the origin after all, in order: stored when it leads (the second level had
+            // nothing), else the leader's answer could not be stored and this one is not either.
+            if (followed.kind === 'lead') pending.capture = followed.capture;
+            pending.reader = new ResponseReader('result', this.#deprecateEof);
+            this.#relay.toOrigin(wire);
+            pending.sentEpoch = access.sending();
+            sent();
+          }
+          this.#flushLocal();
+          this.#flush();
+          this.#unblock();
+        },
+      )
       .catch((error: unknown) => this.#fail(error));
     return undefined;
   }

@@ -656,31 +656,34 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#queue.push(exchange);
     this.#block();
     (this.#access as CacheAccess)
-      .follow(start, this.#arrivedAt, () => this.#step.kind === 'closed')
-      .then((followed) => {
-        if (followed === null) return;
-        exchange.waiting = false;
-        if (followed.kind === 'hit') {
-          if (miss.extended?.parse != null)
-            this.#statements.answeredUnnamedParse(miss.extended.statement);
-          exchange.result = 'hit';
-          exchange.local = { entry: followed.entry, extended: miss.extended };
-        } else {
-          // Asked of the origin after all, in order: stored when it leads (the second level had
-          // nothing), else the leader's answer could not be stored and this one is not either.
-          if (followed.kind === 'lead') {
-            exchange.capture = followed.capture;
-            exchange.extended = miss.extended !== null;
+      .follow(
+        start,
+        this.#arrivedAt,
+        () => this.#step.kind === 'closed',
+        (followed) => {
+          exchange.waiting = false;
+          if (followed.kind === 'hit') {
+            if (miss.extended?.parse != null)
+              this.#statements.answeredUnnamedParse(miss.extended.statement);
+            exchange.result = 'hit';
+            exchange.local = { entry: followed.entry, extended: miss.extended };
+          } else {
+            // Asked of the origin after all, in order: stored when it leads (the second level had
+            // nothing), else the leader's answer could not be stored and this one is not either.
+            if (followed.kind === 'lead') {
+              exchange.capture = followed.capture;
+              exchange.extended = miss.extended !== null;
+            }
+            const frames = miss.frames();
+            if (followed.kind === 'ask') exchange.result = 'uncacheable';
+            this.#takeInjected(exchange);
+            for (const frame of frames) this.#relay.toOrigin(frame);
+            exchange.sentEpoch = this.#access?.sending() ?? null;
           }
-          const frames = miss.frames();
-          if (followed.kind === 'ask') exchange.result = 'uncacheable';
-          this.#takeInjected(exchange);
-          for (const frame of frames) this.#relay.toOrigin(frame);
-          exchange.sentEpoch = this.#access?.sending() ?? null;
-        }
-        this.#flushLocal();
-        this.#unblock();
-      })
+          this.#flushLocal();
+          this.#unblock();
+        },
+      )
       .catch((error: unknown) => this.#fail(error));
   }
 
