@@ -6,6 +6,7 @@
 // stand by, ready to take over.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { EdgeLogger } from '@edgegate/edge';
 import type { Keyring } from '../connect/keyring.ts';
 import { findCacheById, listReplicationCacheIds } from '../db/queries/caches.ts';
@@ -182,7 +183,8 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
     let delay = RETRY_MS;
     while (!entry.stopped) {
       let owned = false;
-      const asked = Date.now();
+      // A monotonic clock: a wall clock stepped back would stretch the lease past the store's.
+      const asked = performance.now();
       try {
         owned = await acquireReplicationLease(store.db, cacheId, node, LEASE_SECONDS);
       } catch (error) {
@@ -214,6 +216,8 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
       // nothing, so the lease is taken to end LEASE_SECONDS after the last renewal granted was
       // asked for, and the follower stops LEASE_RENEW_MS before that.
       let lost = false;
+      // Set once the run is over: a renewal answered after it arms nothing.
+      let done = false;
       const lose = () => {
         if (lost) return;
         lost = true;
@@ -222,19 +226,23 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
       let granted = asked;
       let expiry: NodeJS.Timeout | undefined;
       const expireFrom = (askedAt: number) => {
-        if (lost || askedAt < granted) return;
+        if (lost || done || askedAt < granted) return;
         granted = askedAt;
         clearTimeout(expiry);
-        expiry = setTimeout(lose, askedAt + LEASE_SECONDS * 1000 - LEASE_RENEW_MS - Date.now());
+        const left = askedAt + LEASE_SECONDS * 1000 - LEASE_RENEW_MS - performance.now();
+        expiry = setTimeout(lose, Math.max(0, left));
         expiry.unref();
       };
       expireFrom(asked);
       const renew = setInterval(() => {
-        const askedAt = Date.now();
+        const askedAt = performance.now();
         acquireReplicationLease(store.db, cacheId, node, LEASE_SECONDS)
           .catch(() => false)
           .then(
-            (kept) => (kept ? expireFrom(askedAt) : lose()),
+            (kept) => {
+              if (kept) expireFrom(askedAt);
+              else if (!done) lose();
+            },
             () => undefined,
           );
       }, LEASE_RENEW_MS);
@@ -263,6 +271,7 @@ export async function startReplicationFollowers(options: FollowersOptions): Prom
           void write(cacheId, entry);
         }
       } finally {
+        done = true;
         clearInterval(renew);
         clearTimeout(expiry);
         if (slotTimer !== null) clearInterval(slotTimer);
