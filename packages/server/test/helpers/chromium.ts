@@ -32,9 +32,13 @@ export async function launchChromium(): Promise<Browser> {
  * so a slow or failed test names its cause rather than only timing out.
  */
 export async function clickAndAwaitClose(popup: Page, selector: string): Promise<void> {
-  const closed = popup.waitForEvent('close');
+  // The save tests the connection and writes the store first: on a loaded 2-core machine that can
+  // take longer than one browser step's usual 25 s, so the hand-off gets 45 s of the test's 90.
+  const closed = popup.waitForEvent('close', { timeout: 45_000 });
   const answered = popup
-    .waitForResponse((r) => r.request().method() === 'POST' && r.request().isNavigationRequest())
+    .waitForResponse((r) => r.request().method() === 'POST' && r.request().isNavigationRequest(), {
+      timeout: 45_000,
+    })
     .catch(() => null);
   await popup.click(selector);
   const response = await Promise.race([closed.then(() => null), answered]);
