@@ -321,6 +321,9 @@ export function formPage(options: {
   });
 }
 
+// How long a popup or frame that posted its result waits before it goes on to the redirect URL.
+const HAND_OVER_DELAY_MS = 1500;
+
 /**
  * The hand-off: tell the opener (popup) or parent (iframe) the result, addressed to the partner's
  * origin only, then continue to the partner's redirect URL. Without JavaScript the link does it.
@@ -351,8 +354,12 @@ export function resultPage(options: {
       var r = ${payload};
       function handOver() {
         var target = window.opener || (window.parent !== window ? window.parent : null);
-        if (target) { try { target.postMessage(r.message, r.origin); } catch (e) {} }
-        window.location.replace(r.to);
+        if (!target) { window.location.replace(r.to); return; }
+        try { target.postMessage(r.message, r.origin); } catch (e) {}
+        // Leaving at once can reach the opener before the message is dispatched, and Chromium then
+        // gives it no source (event.source null) to match the popup by: connect.js closes the
+        // popup on the message, so only a window still open a moment later goes on.
+        setTimeout(function () { window.location.replace(r.to); }, ${HAND_OVER_DELAY_MS});
       }
       ${
         options.warning
