@@ -39,6 +39,11 @@ describe('throwaway MariaDB', () => {
     }
   });
 
+  it('keeps its temporary files in a folder of its own, not the machine-wide /tmp', async () => {
+    const tmpdir = (await server.sql('SELECT @@tmpdir')).trim().split('\n').pop() ?? '';
+    expect(tmpdir).toMatch(/edge-mariadb-[^/]+\/tmp$/);
+  });
+
   it('a wrong password gets 1045 from the server', async () => {
     const attempt = mysql.createConnection({
       ...mysql2Options(server.users.native),

@@ -14,6 +14,7 @@ const INSTALL_TIMEOUT_MS = 90_000;
 const START_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 15_000;
 const START_ATTEMPTS = 3;
+const INSTALL_ATTEMPTS = 2;
 const OS_USER = 'mysql';
 
 /** One login per authentication method; `tls` exists only with `tls: true` and requires TLS. */
@@ -55,6 +56,9 @@ export async function startThrowawayMariadb(
   const owner = osUser(OS_USER);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edge-mariadb-'));
   const dataDir = path.join(dir, 'data');
+  // The server's own temporary files: with the default (/tmp) a bootstrap shared the folder
+  // with every other process on the machine and once lost a temporary table it had just made.
+  const tmpDir = path.join(dir, 'tmp');
   const socket = path.join(dataDir, 's');
   const passwords = new Map<string, string>(
     ['root', ...Object.values(MARIADB_USERS)].map((user) => [
@@ -97,20 +101,8 @@ export async function startThrowawayMariadb(
   process.once('exit', killOnExit);
 
   try {
-    await mkdir(dataDir);
     await chown(dir, owner.uid, owner.gid);
-    await chown(dataDir, owner.uid, owner.gid);
-    await exec(
-      'mariadb-install-db',
-      [
-        '--no-defaults',
-        `--datadir=${dataDir}`,
-        `--user=${OS_USER}`,
-        '--auth-root-authentication-method=normal',
-        '--skip-test-db',
-      ],
-      INSTALL_TIMEOUT_MS,
-    );
+    await install(dataDir, tmpDir, owner);
 
     let certPath: string | null = null;
     let keyPath: string | null = null;
@@ -127,6 +119,7 @@ export async function startThrowawayMariadb(
       const args = [
         '--no-defaults',
         `--datadir=${dataDir}`,
+        `--tmpdir=${tmpDir}`,
         `--port=${port}`,
         `--socket=${socket}`,
         '--bind-address=127.0.0.1',
@@ -213,6 +206,42 @@ export async function startThrowawayMariadb(
 
 // Ready when `mariadb-admin ping` over TCP answers (it does so even before any login succeeds);
 // false when the server exited first.
+/**
+ * Creates the system tables in a fresh data directory. A bootstrap that fails is tried once more
+ * on an empty directory (its error kept), since a half-made one cannot be bootstrapped again.
+ */
+async function install(
+  dataDir: string,
+  tmpDir: string,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    for (const folder of [dataDir, tmpDir]) {
+      await rm(folder, { recursive: true, force: true });
+      await mkdir(folder);
+      await chown(folder, owner.uid, owner.gid);
+    }
+    try {
+      await exec(
+        'mariadb-install-db',
+        [
+          '--no-defaults',
+          `--datadir=${dataDir}`,
+          `--tmpdir=${tmpDir}`,
+          `--user=${OS_USER}`,
+          '--auth-root-authentication-method=normal',
+          '--skip-test-db',
+        ],
+        INSTALL_TIMEOUT_MS,
+      );
+      return;
+    } catch (error) {
+      if (attempt >= INSTALL_ATTEMPTS) throw error;
+      console.error(`throwaway MariaDB: bootstrap failed, trying again\n${String(error)}`);
+    }
+  }
+}
+
 async function waitUntilReady(port: number, child: ChildProcess): Promise<boolean> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
