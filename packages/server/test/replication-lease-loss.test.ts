@@ -7,22 +7,18 @@ import net from 'node:net';
 import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyring, sealSecret } from '../src/connect/keyring.ts';
-import { insertCache } from '../src/db/queries/caches.ts';
+import { createKeyring } from '../src/connect/keyring.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { startReplicationFollowers } from '../src/replication/followers.ts';
 import { slotNameOf } from '../src/replication/origin-link.ts';
-import { signUp } from '../src/services/accounts.ts';
-import { newId } from '../src/services/crypto.ts';
 import { createTestDatabase, openTestStore } from './helpers/stores.ts';
-import { startLogicalOrigin } from './helpers/logical-origin.ts';
+import { insertReplicationCache, startLogicalOrigin } from './helpers/logical-origin.ts';
 import { until } from './helpers/until.ts';
 import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
 const SECRET = 'l'.repeat(48);
 const silent = pino({ level: 'silent' });
-const REPLICATOR = 'replicator';
-const REPLICATOR_PASSWORD = 'replicator-pw-3';
+const REPLICATOR_CREDENTIAL = { user: 'replicator', password: 'replicator-pw-3' };
 /** How long a lease lasts and how often it is renewed (LEASE_SECONDS, LEASE_RENEW_MS). */
 const LEASE_MS = 8000;
 const LEASE_RENEW_MS = 2000;
@@ -158,52 +154,12 @@ describe('an owner that cannot renew its replication lease', () => {
   let origin: pg.Client;
 
   beforeAll(async () => {
-    ({ cluster, origin } = await startLogicalOrigin({
-      user: REPLICATOR,
-      password: REPLICATOR_PASSWORD,
-    }));
+    ({ cluster, origin } = await startLogicalOrigin(REPLICATOR_CREDENTIAL));
   }, 120_000);
   afterAll(async () => {
     await origin?.end();
     await cluster?.stop();
   });
-
-  /** A cache in replication mode on the throwaway origin, as the API would store it. */
-  async function replicationCache(store: Store, keyring: ReturnType<typeof createKeyring>) {
-    const { personalWorkspace } = await signUp(store.db, {
-      email: `lease-${newId('u')}@example.com`,
-      password: 'long enough pw',
-    });
-    const id = newId('cch');
-    const sealed = await sealSecret(
-      store.db,
-      keyring,
-      personalWorkspace.id,
-      `cache-replication:${id}`,
-      REPLICATOR_PASSWORD,
-    );
-    await insertCache(store.db, {
-      id,
-      workspaceId: personalWorkspace.id,
-      name: 'Lease',
-      description: '',
-      type: 'postgres',
-      hostname: '127.0.0.1',
-      port: cluster.port,
-      defaultMode: 'auto',
-      defaultTtlSeconds: 3600,
-      originTls: 'disable',
-      replication: {
-        connectionId: null,
-        username: REPLICATOR,
-        sealed: { keyId: sealed.keyId, secret: sealed.sealed },
-        database: cluster.database,
-        publication: 'app_pub',
-        maxLagSeconds: 30,
-      },
-    });
-    return id;
-  }
 
   const slotActive = async (cacheId: string) =>
     (
@@ -218,7 +174,7 @@ describe('an owner that cannot renew its replication lease', () => {
     async (_how, openFailingStore) => {
       const { store, fail, leaseEnd, recover, stopsWithinMs, cleanUp } = await openFailingStore();
       const keyring = createKeyring(SECRET);
-      const cacheId = await replicationCache(store, keyring);
+      const cacheId = await insertReplicationCache(store, keyring, cluster, REPLICATOR_CREDENTIAL);
       let held = 0;
       const followers = await startReplicationFollowers({
         store,

@@ -22,10 +22,8 @@ import { until } from './helpers/until.ts';
 import { createTestDatabase } from './helpers/stores.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
 import { prng } from '../../edge/test/helpers/prng.ts';
-import {
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from '../../edge/test/helpers/throwaway-cluster.ts';
+import { startLogicalOrigin } from './helpers/logical-origin.ts';
+import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
 const SECRET = 'r'.repeat(48);
 const silent = pino({ level: 'silent' });
@@ -78,18 +76,10 @@ describe('replication invalidation from Postgres logical replication', () => {
   });
 
   beforeAll(async () => {
-    cluster = await startThrowawayCluster({ walLevel: 'logical' });
-    origin = new pg.Client({
-      host: cluster.host,
-      port: cluster.port,
-      user: cluster.superuser,
-      password: cluster.password('postgres'),
-      database: cluster.database,
-    });
-    await origin.connect();
-    await origin.query(
-      `CREATE ROLE ${REPLICATOR} LOGIN REPLICATION PASSWORD '${REPLICATOR_PASSWORD}'`,
-    );
+    ({ cluster, origin } = await startLogicalOrigin({
+      user: REPLICATOR,
+      password: REPLICATOR_PASSWORD,
+    }));
     await origin.query('CREATE TABLE tools (id int primary key, name text)');
     await origin.query(`INSERT INTO tools VALUES (1, 'hammer')`);
     await origin.query('CREATE TABLE stress (id int primary key, v int not null)');
@@ -108,7 +98,6 @@ describe('replication invalidation from Postgres logical replication', () => {
       `GRANT SELECT ON items, tools, stress, parts, makers, part_makers, loud_part_makers TO ${cluster.users.scram}`,
     );
     await origin.query(`GRANT UPDATE ON makers TO ${cluster.users.scram}`);
-    await origin.query('CREATE PUBLICATION app_pub FOR ALL TABLES');
 
     database = await createTestDatabase();
     server = await startServer(

@@ -51,6 +51,8 @@ export interface FollowersOptions {
   node?: string;
   /** How often the owner of a Postgres cache measures the WAL its slot keeps (default 30 s). */
   slotCheckMs?: number;
+  /** How often the origin's views are read again without a DDL to prompt it (default 60 s). */
+  viewsEveryMs?: number;
 }
 
 export interface Followers {
@@ -498,7 +500,7 @@ class ViewReader {
     this.#follower = follower;
     this.#options = options;
     options.hold(cacheId, 1);
-    this.#timer = setInterval(() => this.refresh(), VIEWS_EVERY_MS);
+    this.#timer = setInterval(() => this.refresh(), options.viewsEveryMs ?? VIEWS_EVERY_MS);
     this.#timer.unref();
     this.refresh();
   }

@@ -322,7 +322,7 @@ export function formPage(options: {
 }
 
 // How long a popup or frame that posted its result waits before it goes on to the redirect URL.
-const HAND_OVER_DELAY_MS = 1500;
+export const HAND_OVER_DELAY_MS = 1500;
 
 /**
  * The hand-off: tell the opener (popup) or parent (iframe) the result, addressed to the partner's

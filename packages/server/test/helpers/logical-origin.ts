@@ -1,6 +1,11 @@
 // A throwaway `wal_level=logical` Postgres for replication tests: a role that may replicate and a
 // publication of all tables, with a superuser connection to it for the test's own statements.
 import pg from 'pg';
+import { sealSecret, type Keyring } from '../../src/connect/keyring.ts';
+import { insertCache } from '../../src/db/queries/caches.ts';
+import type { Store } from '../../src/db/store.ts';
+import { signUp } from '../../src/services/accounts.ts';
+import { newId } from '../../src/services/crypto.ts';
 import {
   startThrowawayCluster,
   type ThrowawayCluster,
@@ -24,4 +29,50 @@ export async function startLogicalOrigin(replicator: {
   );
   await origin.query('CREATE PUBLICATION app_pub FOR ALL TABLES');
   return { cluster, origin };
+}
+
+/**
+ * A cache in replication mode on the throwaway origin, stored as the API would store it (in a new
+ * user's workspace, the password sealed) but without the API's checks: no DDL event trigger is
+ * installed on the origin. Returns its id.
+ */
+export async function insertReplicationCache(
+  store: Store,
+  keyring: Keyring,
+  cluster: ThrowawayCluster,
+  replicator: { user: string; password: string },
+): Promise<string> {
+  const { personalWorkspace } = await signUp(store.db, {
+    email: `replication-${newId('u')}@example.com`,
+    password: 'long enough pw',
+  });
+  const id = newId('cch');
+  const sealed = await sealSecret(
+    store.db,
+    keyring,
+    personalWorkspace.id,
+    `cache-replication:${id}`,
+    replicator.password,
+  );
+  await insertCache(store.db, {
+    id,
+    workspaceId: personalWorkspace.id,
+    name: 'Replication',
+    description: '',
+    type: 'postgres',
+    hostname: '127.0.0.1',
+    port: cluster.port,
+    defaultMode: 'auto',
+    defaultTtlSeconds: 3600,
+    originTls: 'disable',
+    replication: {
+      connectionId: null,
+      username: replicator.user,
+      sealed: { keyId: sealed.keyId, secret: sealed.sealed },
+      database: cluster.database,
+      publication: 'app_pub',
+      maxLagSeconds: 30,
+    },
+  });
+  return id;
 }
