@@ -497,6 +497,35 @@ describe('the shared store', () => {
       server = null;
     });
 
+    it('a session that closes while its miss is looked up in Redis does not strand the identical miss that joined it', async () => {
+      server = await startThrowawayRedis();
+      const id = pgCache();
+      // Lookups wait up to 3 s for the paused Redis (ioredis gives up on a command after 1 s):
+      // long enough for the second reader to join.
+      const b = await startSharedNode({
+        source,
+        redis,
+        shared: { redisUrl: `redis://127.0.0.1:${server.port}`, timeoutMs: 3_000 },
+      });
+      nodes.push(b);
+      const sql = `SELECT v FROM ${schema}.t WHERE id = 2`;
+      server.process.kill('SIGSTOP');
+      // The leader sends the read and is gone while its lookup waits (the same client settings as
+      // the follower's, so that both reads have one key).
+      const leader = await viaPg(b, id);
+      leader.on('error', () => undefined);
+      const before = b.runtime.stats(id).uncacheable;
+      const lost = leader.query(sql).catch(() => 'connection lost');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      (leader as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
+      expect(await lost).toBe('connection lost');
+      // The follower joins the leader's miss, is told to ask for itself once the lookup gives up,
+      // and gets the origin's answer.
+      const follower = await viaPg(b, id);
+      expect(await pgValue(follower, sql)).toBe('two');
+      expect(b.runtime.stats(id).uncacheable).toBe(before + 1);
+    }, 15_000);
+
     it('a paused or stopped Redis sends misses to the origin, without an error', async () => {
       server = await startThrowawayRedis();
       const url = `redis://127.0.0.1:${server.port}`;
