@@ -258,6 +258,35 @@ describe('Postgres through two edge nodes', () => {
     await admin.query(`UPDATE ${schema}.t SET v = 'two' WHERE id = 2`);
   });
 
+  it('caching turned off and on again: a write made while it was off is never served from Redis', async () => {
+    const id = pgCache();
+    await admin.query(`INSERT INTO ${schema}.t VALUES (30, 'thirty')`);
+    try {
+      const a = await node();
+      const sql = `SELECT v FROM ${schema}.t WHERE id = 30`;
+      const onA = await viaPg(a, id);
+      expect(await readAndShare(a, () => pgValue(onA, sql))).toBe('thirty');
+      const setMode = async (defaultMode: 'off' | 'auto') => {
+        source.set(cacheConfig(id, { sharedResults: true, defaultMode }));
+        for (;;) {
+          const { config } = await a.runtime.cache(id);
+          if (config?.defaultMode === defaultMode) break;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
+      await setMode('off');
+      await onA.query(`UPDATE ${schema}.t SET v = 'thirty!' WHERE id = 30`);
+      await setMode('auto');
+      // A fresh node finds nothing usable in Redis; the writing node's next read is fresh too.
+      const b = await node();
+      expect(await pgValue(await viaPg(b, id), sql)).toBe('thirty!');
+      expect(b.shared.counts.hits).toBe(0);
+      expect(await pgValue(onA, sql)).toBe('thirty!');
+    } finally {
+      await admin.query(`DELETE FROM ${schema}.t WHERE id = 30`);
+    }
+  });
+
   it('a read started after a write was answered is fresh on the writing node, even if it met the old shared entry while the versions were being bumped', async () => {
     const id = pgCache();
     const sql = `SELECT v FROM ${schema}.t WHERE id = 1 AND 2 = 2`;
@@ -384,6 +413,34 @@ describe('MariaDB through two edge nodes', () => {
     // The same text in another database is another result.
     expect(await myValue(await viaMysql(b, id, dbB), sql)).toBe('b-one');
     expect(b.shared.counts.hits).toBe(1);
+  });
+
+  it('caching turned off and on again: a write made while it was off is never served from Redis', async () => {
+    const id = myCache();
+    await myAdmin.query(`INSERT INTO ${dbA}.t VALUES (30, 'a-thirty')`);
+    try {
+      const a = await node();
+      const sql = 'SELECT v FROM t WHERE id = 30';
+      const onA = await viaMysql(a, id, dbA);
+      expect(await readAndShare(a, () => myValue(onA, sql))).toBe('a-thirty');
+      const setMode = async (defaultMode: 'off' | 'auto') => {
+        source.set(mariadbCache({ id, sharedResults: true, defaultMode }));
+        for (;;) {
+          const { config } = await a.runtime.cache(id);
+          if (config?.defaultMode === defaultMode) break;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
+      await setMode('off');
+      await onA.query(`UPDATE t SET v = 'a-thirty!' WHERE id = 30`);
+      await setMode('auto');
+      const b = await node();
+      expect(await myValue(await viaMysql(b, id, dbA), sql)).toBe('a-thirty!');
+      expect(b.shared.counts.hits).toBe(0);
+      expect(await myValue(onA, sql)).toBe('a-thirty!');
+    } finally {
+      await myAdmin.query(`DELETE FROM ${dbA}.t WHERE id = 30`);
+    }
   });
 
   it('prepared statements (COM_STMT_EXECUTE) are shared too, by their parameters', async () => {

@@ -513,9 +513,11 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     const cache = this.#cache as CacheState;
     if (cache.rules.neverCaches) {
       // Unanalysed, a SET could slip by: this session never uses the store, even if rules change.
+      // What it writes is unknown, so it invalidates the whole cache: another node whose config
+      // still caches, or this cache turned on again, must not serve a read from before it.
       this.#unanalyzed = true;
       cache.stats.uncacheable += 1;
-      return this.#send([message.frame], newExchange('uncacheable', null));
+      return this.#send([message.frame], newExchange('uncacheable', 'all'));
     }
     const parts = ['Q', message.sql];
     const key = requestKey((this.#key as SessionKey).id ?? '', parts);
@@ -803,7 +805,7 @@ export class PgSession implements BackendFrameSink, ControlledSession {
         if ((this.#cache as CacheState).rules.neverCaches) {
           markBlock(exchange, null);
           this.#unanalyzed = true;
-          return;
+          return addWrites(exchange, 'all');
         }
         const analysis =
           known?.statement === statement && known.standardStrings === this.#standardStrings
