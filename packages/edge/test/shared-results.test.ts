@@ -258,6 +258,19 @@ describe('Postgres through two edge nodes', () => {
     await admin.query(`UPDATE ${schema}.t SET v = 'two' WHERE id = 2`);
   });
 
+  it('a changed config shares nothing with the old one (a TTL cut short)', async () => {
+    const id = pgCache();
+    const a = await node();
+    const sql = `SELECT v FROM ${schema}.t WHERE id = 1`;
+    expect(await readAndShare(a, async () => pgValue(await viaPg(a, id), sql))).toBe('one');
+    source.set(cacheConfig(id, { sharedResults: true, defaultTtlSeconds: 1 }));
+    // The entry is still in Redis, with most of its old 60 s left: a fresh node does not use it.
+    const b = await node();
+    expect(await pgValue(await viaPg(b, id), sql)).toBe('one');
+    expect(b.shared.counts.hits).toBe(0);
+    expect(b.runtime.stats(id).misses).toBe(1);
+  });
+
   it('caching turned off and on again: a write made while it was off is never served from Redis', async () => {
     const id = pgCache();
     await admin.query(`INSERT INTO ${schema}.t VALUES (30, 'thirty')`);
