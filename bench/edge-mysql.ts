@@ -4,6 +4,7 @@
 // caching off, on (cold) and on (warm) — with ratios against the baselines of the same run.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -127,6 +128,8 @@ interface Row {
   queriesPerSecond: number;
   p50Ms: number;
   errors: number;
+  /** CPU time the Node process on the path spent per query (µs); NaN for MariaDB direct. */
+  cpuMicrosPerQuery: number;
   unavailable: string | null;
 }
 
@@ -134,7 +137,7 @@ async function sysbench(
   workload: string,
   path: string,
   mode: Mode,
-  target: { port: number; user: string } | string,
+  target: { port: number; user: string; pid?: number } | string,
   threads: number,
 ): Promise<Row> {
   const row: Row = {
@@ -145,12 +148,14 @@ async function sysbench(
     queriesPerSecond: NaN,
     p50Ms: NaN,
     errors: 0,
+    cpuMicrosPerQuery: NaN,
     unavailable: null,
   };
   if (typeof target === 'string') {
     row.unavailable = target;
   } else {
     try {
+      const cpuBefore = target.pid === undefined ? null : await cpuSeconds(target.pid);
       const output = await run(
         'sysbench',
         [
@@ -171,6 +176,10 @@ async function sysbench(
       row.p50Ms =
         histogramMedian(output) ?? Number(/50th percentile:\s+([\d.]+)/.exec(output)?.[1] ?? NaN);
       row.errors = Number(/ignored errors:\s+(\d+)/.exec(output)?.[1] ?? 0);
+      const queries = Number(/queries:\s+(\d+)/.exec(output)?.[1] ?? NaN);
+      if (cpuBefore !== null && target.pid !== undefined && queries > 0) {
+        row.cpuMicrosPerQuery = (((await cpuSeconds(target.pid)) - cpuBefore) * 1e6) / queries;
+      }
       if (!Number.isFinite(row.queriesPerSecond))
         row.unavailable = 'sysbench printed no query rate';
     } catch (error) {
@@ -184,6 +193,16 @@ async function sysbench(
   const who = threads === 1 ? `${path}, 1 client` : path;
   console.error(`  ${who.padEnd(34)} ${mode.padEnd(8)} ${shown}`);
   return row;
+}
+
+// The CPU time (user and system, all threads) a process has used so far, from /proc: what a path
+// costs per query is steadier than its rate on a machine whose cores the load generator and the
+// database share. Linux counts it in USER_HZ ticks (100 a second).
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // The median of sysbench's latency histogram (--histogram=on): rows of "value | bars count".
@@ -303,11 +322,16 @@ try {
       const add: Add = async (path, target, threads = THREADS) =>
         void rows.push(await sysbench(workload, path, mode, target, threads));
       const direct = { port: ORIGIN_PORT, user: USER };
-      const ceilingTarget = { port: ceiling.hello.port, user: USER };
+      const ceilingTarget = { port: ceiling.hello.port, user: USER, pid: ceiling.child.pid };
+      const passthroughTarget = {
+        port: passthrough.hello.port,
+        user: USER,
+        pid: passthrough.child.pid,
+      };
       // Single-client latency of one point select: what a hit's p50 is held against.
       const singleClient = workload === 'oltp_point_select';
       await add('MariaDB direct', direct);
-      await add('Node TCP pass-through', { port: passthrough.hello.port, user: USER });
+      await add('Node TCP pass-through', passthroughTarget);
       const answeredBefore = (await ask<{ answered: number }>(ceiling.child, { stats: true }))
         .answered;
       await add('Node ceiling', ceilingTarget);
@@ -320,7 +344,7 @@ try {
       await edgeRuns(add, singleClient);
       // Each baseline again, after the edge: the ratios divide by the mean of its two runs.
       await add('Node ceiling (again)', ceilingTarget);
-      await add('Node TCP pass-through (again)', { port: passthrough.hello.port, user: USER });
+      await add('Node TCP pass-through (again)', passthroughTarget);
       await add('MariaDB direct (again)', { port: ORIGIN_PORT, user: USER });
     }
   }
@@ -348,7 +372,7 @@ async function edgeRuns(add: Add, singleClient: boolean): Promise<void> {
   }
   const target = (cacheId: string) =>
     why === null && edge !== null
-      ? { port: edge.hello.mysqlPort as number, user: `${cacheId}-${USER}` }
+      ? { port: edge.hello.mysqlPort as number, user: `${cacheId}-${USER}`, pid: edge.child.pid }
       : (why as string);
   try {
     await add('edge, caching off', target(MYSQL_CACHE_OFF));
@@ -393,8 +417,8 @@ function table(rows: Row[], version: string): string {
     // Everything here shares the machine's cores: a busy machine makes every row noisy.
     `Load average (1 min) ${LOAD_AT_START.toFixed(1)} at the start, ${(loadavg()[0] as number).toFixed(1)} at the end.`,
     '',
-    '| workload | path | mode | queries/s | p50 ms | errors | vs direct | vs pass-through | vs ceiling |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| workload | path | mode | queries/s | p50 ms | errors | vs direct | vs pass-through | vs ceiling | CPU µs/query |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const row of rows.filter((row) => row.threads === THREADS)) {
     const group = rows.filter((other) => measured(row, other));
@@ -414,8 +438,9 @@ function table(rows: Row[], version: string): string {
             ratio(row.queriesPerSecond, rate('MariaDB direct')),
             ratio(row.queriesPerSecond, rate('Node TCP pass-through')),
             ratio(row.queriesPerSecond, rate('Node ceiling')),
+            Number.isFinite(row.cpuMicrosPerQuery) ? row.cpuMicrosPerQuery.toFixed(1) : '',
           ]
-        : unavailable(row, 6);
+        : unavailable(row, 7);
     lines.push(`| ${[row.workload, row.path, row.mode, ...cells].join(' | ')} |`);
   }
   const single = rows.filter((row) => row.threads === 1);
@@ -441,7 +466,10 @@ function table(rows: Row[], version: string): string {
     '"vs direct", "vs pass-through" and "vs ceiling" divide by the mean of that baseline\'s two runs ' +
       '(before the edge and again after it) in the same group. p50 is per sysbench event ' +
       '(one query for oltp_point_select, one 16-query transaction for oltp_read_only); sysbench ' +
-      'rounds it to 0.01 ms. The ceiling answers only point selects itself and relays the rest.',
+      'rounds it to 0.01 ms. The ceiling answers only point selects itself and relays the rest. ' +
+      '"CPU µs/query" is the CPU time (user and system, every thread) of the Node process on the ' +
+      "path per query, from /proc: a path's cost, steadier than its rate when the load generator " +
+      'and MariaDB share the cores (not measured for MariaDB direct).',
     "Targets (issue 16): caching on (warm) ≥ 0.85× the ceiling and above direct; caching off ≥ 0.85× the pass-through; a hit's p50 below direct's.",
   );
   return lines.join('\n');
