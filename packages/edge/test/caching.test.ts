@@ -293,6 +293,25 @@ describe('freshness', () => {
     },
   );
 
+  it('a write after a COMMIT in the same query invalidates once the whole text has run', async () => {
+    const reader = await viaEdge();
+    const writer = await viaEdge();
+    const read = `SELECT name FROM ${schema}.items WHERE id = 14`;
+    expect((await reader.query(read)).rows).toEqual([{ name: 'item 14' }]);
+    // One simple Query: Postgres sends its answers when the whole text has run, so the edge counts
+    // every write in it at the end (docs/edge.md, "Invalidation": the limits).
+    const written = writer.query(
+      `BEGIN; UPDATE ${schema}.tags SET tag = tag WHERE item_id = 14; COMMIT; ` +
+        `SELECT pg_sleep(0.4); UPDATE ${schema}.items SET name = 'late' WHERE id = 14`,
+    );
+    // While the sleep runs the UPDATE has not: the stored row is still the truth.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await reader.query(read)).rows).toEqual([{ name: 'item 14' }]);
+    await written;
+    expect((await reader.query(read)).rows).toEqual([{ name: 'late' }]);
+    await writer.query(`UPDATE ${schema}.items SET name = 'item 14' WHERE id = 14`);
+  });
+
   it('a write inside a rolled-back transaction invalidates nothing', async () => {
     const client = await viaEdge();
     const read = `SELECT name FROM ${schema}.items WHERE id = 12`;
