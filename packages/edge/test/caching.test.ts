@@ -312,6 +312,40 @@ describe('freshness', () => {
     await writer.query(`UPDATE ${schema}.items SET name = 'item 14' WHERE id = 14`);
   });
 
+  it('a write whose answer never came, its session ended, invalidates once the origin is done', async () => {
+    const reader = await viaEdge();
+    const writer = await viaEdge();
+    writer.on('error', () => undefined);
+    const read = `SELECT name FROM ${schema}.items WHERE id = 16`;
+    await reader.query(read);
+    // Committed at once, answered only when the whole text has run: the session is ended first.
+    const lost = writer
+      .query(
+        `BEGIN; UPDATE ${schema}.items SET name = 'ended' WHERE id = 16; COMMIT; SELECT pg_sleep(1)`,
+      )
+      .catch(() => 'ended');
+    const admin = await direct();
+    for (let waited = 0; ; waited += 10) {
+      const { rows } = await admin.query(`SELECT name FROM ${schema}.items WHERE id = 16`);
+      if (rows[0]?.name === 'ended') break;
+      if (waited > 5_000) throw new Error('the write did not commit');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const busy = edge.server.sessions().filter((session) => session.state === 'active');
+    expect(busy).toHaveLength(1);
+    expect(edge.server.kill((busy[0] as { id: string }).id)).toBe(true);
+    expect(await lost).toBe('ended');
+    // The edge never saw the COMMIT: the cached row goes once the origin has closed the session's
+    // connection (after the sleep, cancelled or not).
+    for (let waited = 0; ; waited += 20) {
+      const { rows } = await reader.query(read);
+      if (rows[0]?.name === 'ended') break;
+      if (waited > 5_000) throw new Error('the cached row stayed stale');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await admin.query(`UPDATE ${schema}.items SET name = 'item 16' WHERE id = 16`);
+  });
+
   it('a write inside a rolled-back transaction invalidates nothing', async () => {
     const client = await viaEdge();
     const read = `SELECT name FROM ${schema}.items WHERE id = 12`;

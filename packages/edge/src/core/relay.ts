@@ -175,7 +175,36 @@ export class Relay {
   close(): void {
     this.#closed = true;
   }
+
+  /**
+   * The session is over, but commands it sent may still commit: the origin runs them to their end
+   * before it reads `goodbye` (Terminate, COM_QUIT) and closes the connection. `settled` runs once
+   * it has, or after ORIGIN_SETTLE_MS (the connection is then destroyed); what the origin still
+   * sends is read and dropped, so that it never blocks on a full socket.
+   */
+  letOriginFinish(goodbye: Buffer, settled: () => void): void {
+    const origin = this.origin;
+    if (origin === null || origin.destroyed) return settled();
+    origin.removeAllListeners('data');
+    origin.on('data', () => undefined);
+    origin.resume();
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      origin.destroy();
+      settled();
+    };
+    const timer = setTimeout(finish, ORIGIN_SETTLE_MS);
+    timer.unref();
+    origin.once('close', finish);
+    origin.end(goodbye);
+  }
 }
+
+// How long an ended session's origin connection may run what was in flight (letOriginFinish).
+export const ORIGIN_SETTLE_MS = 30_000;
 
 // Writes the pieces (and empties the list, which is kept for the next turn); false when the socket's
 // buffer is past its high-water mark.

@@ -244,12 +244,21 @@ export class MysqlSession implements ControlledSession {
     this.#step = 'closed';
     this.#relay.close();
     this.#ledger.ended(this.#runtime.sessions, this.#who());
-    this.#relay.origin?.destroy();
     this.#runtime.cancelKeys.forget(killKey(this.#connectionId));
+    const access = this.#access;
     for (const pending of this.#queue) {
-      if (pending.capture !== null) this.#access?.abandonMiss(pending.capture);
+      if (pending.capture !== null) access?.abandonMiss(pending.capture);
+      if (pending.probe === null && pending.writes !== null) access?.noteWrites(pending.writes);
     }
+    const inFlight = this.#queue.some((pending) => pending.local === null);
     this.#queue.length = 0;
+    if (access !== null && access.written && inFlight) {
+      // A write sent and not answered may still commit (autocommit, a COMMIT, a text of several
+      // statements): its tables are invalidated once the origin has run it and closed.
+      this.#relay.letOriginFinish(QUIT, () => void access.commitWrites());
+    } else {
+      this.#relay.origin?.destroy();
+    }
     this.#onClose(this);
   }
 
@@ -1437,6 +1446,9 @@ export class MysqlSession implements ControlledSession {
     this.#refuse(ER_SERVER_SHUTDOWN, '08S01', 'the origin database closed the connection');
   }
 }
+
+// What an ended session says to its origin when commands it sent may still commit (letOriginFinish).
+const QUIT = serialize.packet(0, Buffer.from([codes.COM_QUIT]));
 
 /** The cancel directory's key for an edge connection id (KILL through any thread of the edge). */
 export function killKey(connectionId: number): string {

@@ -227,13 +227,25 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#step = { kind: 'closed' };
     this.#relay.close();
     this.#ledger.ended(this.#runtime.sessions, this.#who());
-    this.#relay.origin?.destroy();
     if (this.#cancelKey !== null) this.#runtime.cancelKeys.forget(this.#cancelKey);
-    // Sessions waiting on a miss this one leads must not wait forever.
+    const access = this.#access;
     for (const exchange of this.#queue) {
-      if (exchange.capture !== null) this.#access?.abandonMiss(exchange.capture);
+      // Sessions waiting on a miss this one leads must not wait forever.
+      if (exchange.capture !== null) access?.abandonMiss(exchange.capture);
+      if (exchange.probe === null && (exchange.writes !== null || exchange.calls !== null)) {
+        access?.noteWrites(exchange.writes ?? 'all');
+      }
     }
+    const inFlight = this.#queue.length > 0 || this.#unitExchange !== null;
+    if (this.#unitExchange?.writes != null) access?.noteWrites(this.#unitExchange.writes);
     this.#queue.length = 0;
+    if (access !== null && access.written && inFlight) {
+      // A write sent and not answered may still commit (an autocommit statement, a COMMIT): its
+      // tables are invalidated once the origin has run it and closed the connection.
+      this.#relay.letOriginFinish(serialize.terminate(), () => void access.commitWrites());
+    } else {
+      this.#relay.origin?.destroy();
+    }
     this.#onClose(this);
   }
 
