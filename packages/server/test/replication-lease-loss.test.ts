@@ -5,19 +5,20 @@
 // follower reads a throwaway `wal_level=logical` Postgres.
 import net from 'node:net';
 import type pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyring } from '../src/connect/keyring.ts';
 import { openStore, type Store } from '../src/db/store.ts';
-import { startReplicationFollowers } from '../src/replication/followers.ts';
 import { slotNameOf } from '../src/replication/origin-link.ts';
 import { createTestDatabase, openTestStore } from './helpers/stores.ts';
-import { insertReplicationCache, startLogicalOrigin } from './helpers/logical-origin.ts';
+import {
+  insertReplicationCache,
+  startLogicalOrigin,
+  startTestFollowers,
+} from './helpers/logical-origin.ts';
 import { until } from './helpers/until.ts';
 import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
 const SECRET = 'l'.repeat(48);
-const silent = pino({ level: 'silent' });
 const REPLICATOR_CREDENTIAL = { user: 'replicator', password: 'replicator-pw-3' };
 /** How long a lease lasts and how often it is renewed (LEASE_SECONDS, LEASE_RENEW_MS). */
 const LEASE_MS = 8000;
@@ -176,17 +177,12 @@ describe('an owner that cannot renew its replication lease', () => {
       const keyring = createKeyring(SECRET);
       const cacheId = await insertReplicationCache(store, keyring, cluster, REPLICATOR_CREDENTIAL);
       let held = 0;
-      const followers = await startReplicationFollowers({
+      const followers = await startTestFollowers({
         store,
         keyring,
-        subscribe: () => () => undefined,
-        invalidate: () => undefined,
         hold: (id, delta) => {
           if (id === cacheId) held += delta;
         },
-        setViewTables: () => undefined,
-        privateRanges: 'allow',
-        logger: silent,
       });
       try {
         // Following, and serving: its views read, nothing holds the cache.

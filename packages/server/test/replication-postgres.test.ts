@@ -13,7 +13,6 @@ import { loadConfig } from '../src/config.ts';
 import { saveConnection } from '../src/connect/connections.ts';
 import { createKeyring } from '../src/connect/keyring.ts';
 import { startServer, type RunningServer } from '../src/main.ts';
-import { startReplicationFollowers } from '../src/replication/followers.ts';
 import { startSlotWarnings } from '../src/services/replication-warnings.ts';
 import { slotNameOf } from '../src/replication/origin-link.ts';
 import { signUp } from '../src/services/accounts.ts';
@@ -22,7 +21,7 @@ import { until } from './helpers/until.ts';
 import { createTestDatabase } from './helpers/stores.ts';
 import { accessTokenFor, consentedGrant } from './helpers/tokens.ts';
 import { prng } from '../../edge/test/helpers/prng.ts';
-import { startLogicalOrigin } from './helpers/logical-origin.ts';
+import { startLogicalOrigin, startTestFollowers } from './helpers/logical-origin.ts';
 import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
 const SECRET = 'r'.repeat(48);
@@ -730,19 +729,13 @@ describe('replication invalidation from Postgres logical replication', () => {
       return got.body.data.invalidation.status === 'following' ? true : null;
     });
     const seen: (readonly string[] | 'all')[] = [];
-    const noChanges = () => () => undefined;
     const start = () =>
-      startReplicationFollowers({
+      startTestFollowers({
         store: server.store,
         keyring: createKeyring(SECRET),
-        subscribe: noChanges,
         invalidate: (id, tables) => {
           if (id === cacheId) seen.push(tables);
         },
-        hold: () => undefined,
-        setViewTables: () => undefined,
-        privateRanges: 'allow',
-        logger: silent,
       });
     await server.edge!.followers.stop();
     await until('the slot to be free', async () => {

@@ -3,17 +3,18 @@
 // catalog again on its timer (docs/edge.md, "Views": within a minute). Here the timer is short and
 // a real follower reads a throwaway `wal_level=logical` Postgres.
 import type pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyring } from '../src/connect/keyring.ts';
-import { startReplicationFollowers } from '../src/replication/followers.ts';
 import type { ViewTables } from '../src/replication/view-tables.ts';
-import { insertReplicationCache, startLogicalOrigin } from './helpers/logical-origin.ts';
+import {
+  insertReplicationCache,
+  startLogicalOrigin,
+  startTestFollowers,
+} from './helpers/logical-origin.ts';
 import { openTestStore } from './helpers/stores.ts';
 import { until } from './helpers/until.ts';
 import type { ThrowawayCluster } from '../../edge/test/helpers/throwaway-cluster.ts';
 
-const silent = pino({ level: 'silent' });
 const REPLICATOR_CREDENTIAL = { user: 'replicator', password: 'replicator-pw-4' };
 const VIEWS_EVERY_MS = 400;
 
@@ -37,19 +38,15 @@ describe('the views of an origin without the DDL event trigger', () => {
     const cacheId = await insertReplicationCache(store, keyring, cluster, REPLICATOR_CREDENTIAL);
     const given: ViewTables[] = [];
     let held = 0;
-    const followers = await startReplicationFollowers({
+    const followers = await startTestFollowers({
       store,
       keyring,
-      subscribe: () => () => undefined,
-      invalidate: () => undefined,
       hold: (id, delta) => {
         if (id === cacheId) held += delta;
       },
       setViewTables: (id, viewTables) => {
         if (id === cacheId && viewTables !== null) given.push(viewTables);
       },
-      privateRanges: 'allow',
-      logger: silent,
       viewsEveryMs: VIEWS_EVERY_MS,
     });
     try {

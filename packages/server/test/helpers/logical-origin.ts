@@ -1,9 +1,15 @@
 // A throwaway `wal_level=logical` Postgres for replication tests: a role that may replicate and a
 // publication of all tables, with a superuser connection to it for the test's own statements.
 import pg from 'pg';
+import { pino } from 'pino';
 import { sealSecret, type Keyring } from '../../src/connect/keyring.ts';
 import { insertCache } from '../../src/db/queries/caches.ts';
 import type { Store } from '../../src/db/store.ts';
+import {
+  startReplicationFollowers,
+  type Followers,
+  type FollowersOptions,
+} from '../../src/replication/followers.ts';
 import { signUp } from '../../src/services/accounts.ts';
 import { newId } from '../../src/services/crypto.ts';
 import {
@@ -75,4 +81,22 @@ export async function insertReplicationCache(
     },
   });
   return id;
+}
+
+/**
+ * Replication followers on `store` as an edge node runs them, but outside an edge: what they hand
+ * the edge goes to the callbacks given (nothing by default), and no cache ever changes.
+ */
+export function startTestFollowers(
+  options: Pick<FollowersOptions, 'store' | 'keyring'> & Partial<FollowersOptions>,
+): Promise<Followers> {
+  return startReplicationFollowers({
+    subscribe: () => () => undefined,
+    invalidate: () => undefined,
+    hold: () => undefined,
+    setViewTables: () => undefined,
+    privateRanges: 'allow',
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
 }
