@@ -583,6 +583,8 @@ describe('the shared store', () => {
       nodes.push(b);
       const sql = `SELECT v FROM ${schema}.t WHERE id = 2`;
       server.process.kill('SIGSTOP');
+      // Both connected first, so that the follower's read comes right behind the leader's going.
+      const follower = await viaPg(b, id);
       // The leader sends the read and is gone while its lookup waits (the same client settings as
       // the follower's, so that both reads have one key).
       const leader = await viaPg(b, id);
@@ -594,7 +596,6 @@ describe('the shared store', () => {
       expect(await lost).toBe('connection lost');
       // The follower joins the leader's miss, is told to ask for itself once the lookup gives up,
       // and gets the origin's answer.
-      const follower = await viaPg(b, id);
       expect(await pgValue(follower, sql)).toBe('two');
       expect(b.runtime.stats(id).uncacheable).toBe(before + 1);
     }, 15_000);
