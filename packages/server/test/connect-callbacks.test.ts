@@ -164,6 +164,41 @@ describe('connect.js callbacks', () => {
     await context.close();
   });
 
+  it('takes a message the browser delivered without a source when it names its popup’s session', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const popup = await open(page);
+    const popupUrl = new URL(popup.url());
+    const session = popupUrl.pathname.split('/')[2] as string;
+    // What Chromium hands the opener for a message posted just before the popup navigated.
+    const deliver = (connect: string, type: string) =>
+      page.evaluate(
+        ([origin, connect, type]) =>
+          window.dispatchEvent(
+            new MessageEvent('message', {
+              origin,
+              source: null,
+              data: {
+                type: 'edgegate:connect:event',
+                event: 'SELECT_TYPE',
+                metadata: { type },
+                connect,
+              },
+            }),
+          ),
+        [popupUrl.origin, connect, type] as const,
+      );
+    await deliver('egct_someone_else', 'mysql');
+    await deliver('', 'mysql');
+    await deliver(session, 'postgresql');
+    const events = (await callsOf(page)).filter((c) => c.callback === 'onEvent').map((c) => c.args);
+    expect(events).toEqual([
+      ['OPEN', { state: 'st-1' }],
+      ['SELECT_TYPE', { type: 'postgresql' }],
+    ]);
+    await context.close();
+  });
+
   it('calls onExit with closed when the user closes the window', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -75,17 +75,22 @@ describe('the connect result page in a browser', () => {
       const popupOpened = page.waitForEvent('popup');
       await page.evaluate(
         (url) => (window as unknown as { openPopup(u: string): void }).openPopup(url),
-        `${edgegate.url}/result`,
+        `${edgegate.url}/connect/egct_handoff/cancel`,
       );
       const popup = await popupOpened;
       await expect
         .poll(() => page.evaluate(() => (window as unknown as { received: unknown[] }).received))
-        .toEqual([{ data: { type: 'edgegate:connect', code: 'c0de' }, fromPopup: true }]);
+        .toEqual([
+          {
+            data: { type: 'edgegate:connect', code: 'c0de', connect: 'egct_handoff' },
+            fromPopup: true,
+          },
+        ]);
       // Still on the result page until the wait is over: an opener that closes it on the message
       // has it to close.
       await context.clock.runFor(HAND_OVER_DELAY_MS - 100);
       await popup.waitForTimeout(300);
-      expect(popup.url()).toBe(`${edgegate.url}/result`);
+      expect(popup.url()).toBe(`${edgegate.url}/connect/egct_handoff/cancel`);
       // Not closed, it goes on to the partner's redirect URL by itself.
       await context.clock.runFor(100);
       await popup.waitForURL(`${partner.url}/landed?code=c0de`, { timeout: 10_000 });
@@ -101,7 +106,7 @@ describe('the connect result page in a browser', () => {
     await context.clock.pauseAt(1000);
     const page = await context.newPage();
     try {
-      await page.goto(`${edgegate.url}/result`);
+      await page.goto(`${edgegate.url}/connect/egct_handoff/cancel`);
       await page.waitForURL(`${partner.url}/landed?code=c0de`, { timeout: 10_000 });
     } finally {
       await context.close();

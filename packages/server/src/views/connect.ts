@@ -101,15 +101,23 @@ function frame(options: {
     </html>`.value;
 }
 
+// Every message to the opener names the connect session (the path segment after /connect/), so
+// connect.js can tell it is its popup's even when the browser delivers it without a source.
+const SESSION_SCRIPT = `function edgegateSession() {
+      return window.location.pathname.split('/')[2] || '';
+    }`;
+
 /**
  * Script that tells the opener (popup) or parent (iframe) of a step, for connect.js's `onEvent`:
  * `{type: "edgegate:connect:event", event, metadata}`, addressed to the partner's origin only.
  */
 function stepScript(targetOrigin: string): string {
-  return `function edgegateStep(event, metadata) {
+  return `${SESSION_SCRIPT}
+    function edgegateStep(event, metadata) {
       var target = window.opener || (window.parent !== window ? window.parent : null);
       if (!target) return;
-      try { target.postMessage({ type: 'edgegate:connect:event', event: event, metadata: metadata || {} }, ${JSON.stringify(targetOrigin).replace(/</g, '\\u003c')}); } catch (e) {}
+      var message = { type: 'edgegate:connect:event', event: event, metadata: metadata || {}, connect: edgegateSession() };
+      try { target.postMessage(message, ${JSON.stringify(targetOrigin).replace(/</g, '\\u003c')}); } catch (e) {}
     }`;
 }
 
@@ -351,10 +359,12 @@ export function resultPage(options: {
     partner: options.partner,
     nonce: options.nonce,
     script: `(function () {
+      ${SESSION_SCRIPT}
       var r = ${payload};
       function handOver() {
         var target = window.opener || (window.parent !== window ? window.parent : null);
         if (!target) { window.location.replace(r.to); return; }
+        r.message.connect = edgegateSession();
         try { target.postMessage(r.message, r.origin); } catch (e) {}
         // Leaving at once can reach the opener before the message is dispatched, and Chromium then
         // gives it no source (event.source null) to match the popup by: connect.js closes the

@@ -71,8 +71,17 @@ export const CONNECT_SCRIPT = `/* Edgegate connect snippet: https://github.com/e
           global.removeEventListener('message', onMessage);
           clearInterval(timer);
         }
+        // The connect session this popup shows: the path segment after /connect/.
+        var session = target.pathname.split('/')[2] || '';
+        function fromPopup(event) {
+          if (event.origin !== target.origin) return false;
+          if (event.source === popup) return true;
+          // A message posted just before the popup navigated can arrive with no source
+          // (Chromium): it is still this popup's when it names this popup's connect session.
+          return event.source === null && session !== '' && !!event.data && event.data.connect === session;
+        }
         function onMessage(event) {
-          if (event.origin !== target.origin || event.source !== popup) return;
+          if (!fromPopup(event)) return;
           var data = event.data;
           if (data && data.type === STEP_TYPE && typeof data.event === 'string') {
             call(options.onEvent, data.event, data.metadata || {});
