@@ -5,7 +5,7 @@
 // connect route renders it, from a partner origin and an Edgegate origin on two ports.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAND_OVER_DELAY_MS, resultPage } from '../src/views/connect.ts';
 import { launchChromium } from './helpers/chromium.ts';
@@ -64,18 +64,24 @@ describe('the connect result page in a browser', () => {
     edgegate?.close();
   });
 
-  it('a popup posts its result to the opener and stays until the opener had time to close it', async () => {
-    // The browser's clock is the test's: paused, the page's timer runs only when the test moves it.
+  // The browser's clock is the test's: paused, a page's timer runs only when the test moves it.
+  async function pausedContext(): Promise<BrowserContext> {
     const context = await browser.newContext();
     await context.clock.install({ time: 0 });
     await context.clock.pauseAt(1000);
+    return context;
+  }
+  const resultUrl = () => `${edgegate.url}/connect/egct_handoff/cancel`;
+
+  it('a popup posts its result to the opener and stays until the opener had time to close it', async () => {
+    const context = await pausedContext();
     const page = await context.newPage();
     try {
       await page.goto(partner.url);
       const popupOpened = page.waitForEvent('popup');
       await page.evaluate(
         (url) => (window as unknown as { openPopup(u: string): void }).openPopup(url),
-        `${edgegate.url}/connect/egct_handoff/cancel`,
+        resultUrl(),
       );
       const popup = await popupOpened;
       await expect
@@ -90,7 +96,7 @@ describe('the connect result page in a browser', () => {
       // has it to close.
       await context.clock.runFor(HAND_OVER_DELAY_MS - 100);
       await popup.waitForTimeout(300);
-      expect(popup.url()).toBe(`${edgegate.url}/connect/egct_handoff/cancel`);
+      expect(popup.url()).toBe(resultUrl());
       // Not closed, it goes on to the partner's redirect URL by itself.
       await context.clock.runFor(100);
       await popup.waitForURL(`${partner.url}/landed?code=c0de`, { timeout: 10_000 });
@@ -101,12 +107,10 @@ describe('the connect result page in a browser', () => {
 
   it('a page with no opener and no parent goes on to the redirect URL at once', async () => {
     // With the clock paused, only a navigation that waits for no timer can happen.
-    const context = await browser.newContext();
-    await context.clock.install({ time: 0 });
-    await context.clock.pauseAt(1000);
+    const context = await pausedContext();
     const page = await context.newPage();
     try {
-      await page.goto(`${edgegate.url}/connect/egct_handoff/cancel`);
+      await page.goto(resultUrl());
       await page.waitForURL(`${partner.url}/landed?code=c0de`, { timeout: 10_000 });
     } finally {
       await context.close();

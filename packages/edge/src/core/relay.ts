@@ -177,13 +177,15 @@ export class Relay {
   }
 
   /**
-   * The session is over, but commands it sent may still commit: the origin runs them to their end
-   * before it reads `goodbye` (Terminate, COM_QUIT) and closes the connection. `settled` runs once
-   * it has, or after ORIGIN_SETTLE_MS (the connection is then destroyed); what the origin still
-   * sends is read and dropped, so that it never blocks on a full socket.
+   * Closes an ended session's origin connection: at once, or, with `settled`, once the commands it
+   * sent have run. Those may still commit: the origin runs them to their end before it reads
+   * `goodbye` (Terminate, COM_QUIT) and closes the connection; `settled` runs then, or after
+   * ORIGIN_SETTLE_MS (the connection is destroyed). What the origin still sends is read and dropped,
+   * so that it never blocks on a full socket.
    */
-  letOriginFinish(goodbye: Buffer, settled: () => void): void {
+  closeOrigin(goodbye: Buffer, settled: (() => void) | null): void {
     const origin = this.origin;
+    if (settled === null) return void origin?.destroy();
     if (origin === null || origin.destroyed) return settled();
     origin.removeAllListeners('data');
     origin.on('data', () => undefined);
@@ -203,7 +205,7 @@ export class Relay {
   }
 }
 
-// How long an ended session's origin connection may run what was in flight (letOriginFinish).
+// How long an ended session's origin connection may run what was in flight (closeOrigin).
 export const ORIGIN_SETTLE_MS = 30_000;
 
 // Writes the pieces (and empties the list, which is kept for the next turn); false when the socket's

@@ -246,19 +246,20 @@ export class MysqlSession implements ControlledSession {
     this.#ledger.ended(this.#runtime.sessions, this.#who());
     this.#runtime.cancelKeys.forget(killKey(this.#connectionId));
     const access = this.#access;
+    let inFlight = false;
     for (const pending of this.#queue) {
       if (pending.capture !== null) access?.abandonMiss(pending.capture);
-      if (pending.probe === null && pending.writes !== null) access?.noteWrites(pending.writes);
+      if (pending.local !== null) continue;
+      inFlight = true;
+      if (pending.writes !== null) access?.noteWrites(pending.writes);
     }
-    const inFlight = this.#queue.some((pending) => pending.local === null);
     this.#queue.length = 0;
-    if (access !== null && access.written && inFlight) {
-      // A write sent and not answered may still commit (autocommit, a COMMIT, a text of several
-      // statements): its tables are invalidated once the origin has run it and closed.
-      this.#relay.letOriginFinish(QUIT, () => void access.commitWrites());
-    } else {
-      this.#relay.origin?.destroy();
-    }
+    // A write sent and not answered may still commit (autocommit, a COMMIT, a text of several
+    // statements): its tables are invalidated once the origin has run it and closed.
+    this.#relay.closeOrigin(
+      QUIT,
+      access !== null && access.written && inFlight ? () => void access.commitWrites() : null,
+    );
     this.#onClose(this);
   }
 
@@ -1447,7 +1448,7 @@ export class MysqlSession implements ControlledSession {
   }
 }
 
-// What an ended session says to its origin when commands it sent may still commit (letOriginFinish).
+// What an ended session says to its origin when commands it sent may still commit (closeOrigin).
 const QUIT = serialize.packet(0, Buffer.from([codes.COM_QUIT]));
 
 /** The cancel directory's key for an edge connection id (KILL through any thread of the edge). */

@@ -229,23 +229,24 @@ export class PgSession implements BackendFrameSink, ControlledSession {
     this.#ledger.ended(this.#runtime.sessions, this.#who());
     if (this.#cancelKey !== null) this.#runtime.cancelKeys.forget(this.#cancelKey);
     const access = this.#access;
+    let inFlight = false;
     for (const exchange of this.#queue) {
       // Sessions waiting on a miss this one leads must not wait forever.
       if (exchange.capture !== null) access?.abandonMiss(exchange.capture);
-      if (exchange.probe === null && (exchange.writes !== null || exchange.calls !== null)) {
-        access?.noteWrites(exchange.writes ?? 'all');
-      }
+      if (exchange.local !== null) continue;
+      inFlight = true;
+      // Functions whose writes no probe will tell count as writing everything.
+      const unknown = exchange.calls !== null || exchange.learning?.decided === false;
+      const writes = unknown ? 'all' : exchange.writes;
+      if (writes !== null) access?.noteWrites(writes);
     }
-    const inFlight = this.#queue.length > 0 || this.#unitExchange !== null;
-    if (this.#unitExchange?.writes != null) access?.noteWrites(this.#unitExchange.writes);
     this.#queue.length = 0;
-    if (access !== null && access.written && inFlight) {
-      // A write sent and not answered may still commit (an autocommit statement, a COMMIT): its
-      // tables are invalidated once the origin has run it and closed the connection.
-      this.#relay.letOriginFinish(serialize.terminate(), () => void access.commitWrites());
-    } else {
-      this.#relay.origin?.destroy();
-    }
+    // A write sent and not answered may still commit (an autocommit statement, a COMMIT): its
+    // tables are invalidated once the origin has run it and closed the connection.
+    this.#relay.closeOrigin(
+      serialize.terminate(),
+      access !== null && access.written && inFlight ? () => void access.commitWrites() : null,
+    );
     this.#onClose(this);
   }
 
